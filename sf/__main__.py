@@ -1,0 +1,3 @@
+from sf.cli import main
+
+main()

@@ -1,0 +1,44 @@
+"""Shared fixtures: CLI runner, real-data location, small generated datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sf.cli import main
+
+VISUELLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "visuelle"
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """Run `sf ARGS` in-process; returns (exit code, stdout, stderr)."""
+    code = 0
+    try:
+        main([str(a) for a in args])
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def cli(capsys):
+    return lambda *args: run_cli(list(args), capsys)
+
+
+@pytest.fixture(scope="session")
+def visuelle_dir() -> Path:
+    if not (VISUELLE / "train.csv").exists():
+        pytest.skip(f"real VISUELLE data not present at {VISUELLE}")
+    return VISUELLE
+
+
+@pytest.fixture(autouse=True)
+def _quiet_env(monkeypatch):
+    # Tests never touch the network; make hub libraries fail fast instead of retrying.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
