@@ -94,7 +94,7 @@ def _read_as_strings(path: Path) -> pl.DataFrame:
     """Every column as nullable strings, so each value can be checked and reported by row."""
     try:
         if path.suffix == ".csv":
-            df = pl.read_csv(path, infer_schema=False, missing_utf8_is_empty_string=False)
+            df = pl.read_csv(path, infer_schema=False)
         else:
             df = pl.read_parquet(path)
             df = df.with_columns(
