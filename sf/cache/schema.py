@@ -1,0 +1,83 @@
+"""The HDF5 feature store layout: the one contract between `sf extract` and everything after it.
+
+    /keys            (N,)        utf-8 str   product_id, or image path relative to --images without extension
+    /content_hash    (N,)        utf-8 str   sha256 of the image file bytes + text ("" parts when absent)
+    /status          (N,)        utf-8 str   ok | no_image | unreadable
+    /reason          (N,)        utf-8 str   why a row is not ok ("" when ok)
+    /image/pooled    (N, C)      float16     global-average-pooled last conv stage (zeros unless status == ok)
+    /image/grid      (N, R, C)   float16     last conv stage, R = grid_h * grid_w regions (absent in pooled-only mode)
+    /text/tokens     (N, L, D)   float16     word vectors v_i^T, zero-padded to L (absent without text)
+    /text/mask       (N, L)      uint8       1 where a token is real
+    /text/pooled     (N, D)      float16     sentence vector
+    /input_index     (N,)        int64       row's position in the input listing of the run that wrote it
+                                             (lets `sf cache merge` restore the unsharded order)
+
+Root attributes (FINGERPRINT_KEYS decide compatibility; the rest describe the run):
+    schema_version, backbone, weights, weights_sha256, preprocessing (JSON), grid_h, grid_w, channels,
+    text_encoder, text_encoder_sha256, text_dim, text_len, pooled_only, fingerprint, complete,
+    created, versions (JSON), random_weights.
+    Also written by `sf extract`: weights_source, weights_seed, weights_path, image_size, precision,
+    device, shard ("I/N" or ""), input_sha256, updated, strings_sha256 (sha256 over the string
+    datasets, which HDF5 cannot checksum per chunk; `sf cache verify` recomputes it).
+
+`preprocessing` is JSON {"image": {...}, "text": {...}}: everything that turns a file or a
+description into the tensor the encoder sees (size, fit, interpolation, mean/std, max tokens).
+
+Numeric datasets are chunked along rows (one chunk ~ 256 KiB), fletcher32-checksummed and
+resizable (maxshape=(None, ...)). Rows are in input order. A store is written whole to
+`NAME.h5.tmp` and renamed into place; rows of an unfinished run wait in `NAME.h5.parts/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+SCHEMA_VERSION = 1
+
+STATUS_OK = "ok"
+STATUS_NO_IMAGE = "no_image"
+STATUS_UNREADABLE = "unreadable"
+
+KEYS = "keys"
+CONTENT_HASH = "content_hash"
+STATUS = "status"
+REASON = "reason"
+IMAGE_POOLED = "image/pooled"
+IMAGE_GRID = "image/grid"
+TEXT_TOKENS = "text/tokens"
+TEXT_MASK = "text/mask"
+TEXT_POOLED = "text/pooled"
+INPUT_INDEX = "input_index"
+
+STRING_DATASETS = (KEYS, CONTENT_HASH, STATUS, REASON)
+
+# What must match for two stores (or a store and a trained model) to be interchangeable.
+FINGERPRINT_KEYS = (
+    "schema_version",
+    "backbone",
+    "weights",
+    "weights_sha256",
+    "preprocessing",
+    "text_encoder",
+    "text_encoder_sha256",
+)
+
+
+def fingerprint(attrs: dict) -> str:
+    """Short stable hash of the FINGERPRINT_KEYS of a store's attributes."""
+    payload = {k: _plain(attrs.get(k)) for k in FINGERPRINT_KEYS}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fingerprint_diff(a: dict, b: dict) -> list[str]:
+    """Human-readable list of the fingerprint fields that differ between two attribute dicts."""
+    return [f"{k}: {_plain(a.get(k))!r} != {_plain(b.get(k))!r}" for k in FINGERPRINT_KEYS if _plain(a.get(k)) != _plain(b.get(k))]
+
+
+def _plain(v):
+    if hasattr(v, "item"):  # numpy scalars read back from HDF5
+        v = v.item()
+    if isinstance(v, bytes):
+        v = v.decode()
+    return v
