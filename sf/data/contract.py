@@ -13,6 +13,7 @@ and column. Nothing here writes to disk.
 
 from __future__ import annotations
 
+import csv
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from sf.errors import SfError, where
 PERIOD_DAYS = {"day": 1, "week": 7, "month": 30.4375}
 RESERVED = {"product_id", "image", "text", "release_date", "split"}
 SPLITS = {"train", "val", "test"}
+DATE_FORMAT = "%Y-%m-%d"
 
 
 @dataclass(frozen=True)
@@ -81,30 +83,54 @@ class Dataset:
 
 
 def _find_table(root: Path, stem: str, required: bool) -> Path | None:
-    for ext in (".parquet", ".csv"):
-        p = root / f"{stem}{ext}"
-        if p.exists():
-            return p
+    found = [root / f"{stem}{ext}" for ext in (".parquet", ".csv") if (root / f"{stem}{ext}").exists()]
+    if len(found) > 1:
+        # Silently preferring one would hide edits made to the other.
+        raise SfError(f"{root}: both {stem}.parquet and {stem}.csv exist; keep only one")
+    if found:
+        return found[0]
     if required:
         raise SfError(f"{root}: no {stem}.parquet or {stem}.csv found (see README 'Data format')")
     return None
 
 
-def _read_as_strings(path: Path) -> pl.DataFrame:
+def read_as_strings(path: Path) -> pl.DataFrame:
     """Every column as nullable strings, so each value can be checked and reported by row."""
     try:
         if path.suffix == ".csv":
             df = pl.read_csv(path, infer_schema=False)
         else:
             df = pl.read_parquet(path)
-            df = df.with_columns(
-                [pl.col(c).cast(pl.Utf8) if df.schema[c] != pl.Date else pl.col(c).dt.strftime("%Y-%m-%d") for c in df.columns]
-            )
+            df = df.with_columns([_as_string(c, df.schema[c]) for c in df.columns])
     except SfError:
         raise
     except Exception as e:  # polars/pyarrow raise many types for malformed files
+        ragged = _first_ragged_row(path) if path.suffix == ".csv" else None
+        if ragged:
+            raise SfError(ragged) from None
         raise SfError(f"{path}: cannot be read as a table ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     return df.rename({c: c.strip() for c in df.columns})
+
+
+def _first_ragged_row(path: Path) -> str | None:
+    """Polars does not say which line has the wrong number of fields; find it for the message."""
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = csv.reader(f)
+            header = next(rows, [])
+            for i, row in enumerate(rows, start=1):
+                if row and len(row) != len(header):
+                    return f"{where(path, i)}: {len(row)} fields where the header has {len(header)}"
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    return None
+
+
+def _as_string(col: str, dtype: pl.DataType) -> pl.Expr:
+    # Typed Parquet dates/timestamps become ISO dates so they pass the same checks as CSV text.
+    if dtype == pl.Date or isinstance(dtype, pl.Datetime):
+        return pl.col(col).dt.strftime(DATE_FORMAT)
+    return pl.col(col).cast(pl.Utf8)
 
 
 def _require(df: pl.DataFrame, path: Path, cols: list[str]) -> None:
@@ -121,7 +147,9 @@ def _first_bad(mask: pl.Series) -> int | None:
 def _parse_dates(df: pl.DataFrame, col: str, path: Path, allow_empty: bool) -> pl.Series:
     raw = df[col].str.strip_chars()
     empty = raw.is_null() | (raw == "")
-    parsed = raw.str.to_date(strict=False)
+    # An explicit format: letting polars guess from the first value would accept 2016/12/01 one day
+    # and reject it the next, depending on which row comes first.
+    parsed = raw.str.to_date(DATE_FORMAT, strict=False)
     bad = parsed.is_null() & ~empty
     if not allow_empty:
         bad = bad | empty
@@ -134,9 +162,11 @@ def _parse_dates(df: pl.DataFrame, col: str, path: Path, allow_empty: bool) -> p
 def _parse_float(df: pl.DataFrame, col: str, path: Path) -> pl.Series:
     raw = df[col].str.strip_chars()
     parsed = raw.cast(pl.Float64, strict=False)
-    i = _first_bad(parsed.is_null() | parsed.is_nan())
+    i = _first_bad(parsed.is_null() | ~parsed.is_finite())
     if i is not None:
-        raise SfError(f"{where(path, i + 1, col)}: {df[col][i]!r} is not a number")
+        value = df[col][i]
+        what = "empty value" if value is None or not value.strip() else f"{value!r} is not a finite number"
+        raise SfError(f"{where(path, i + 1, col)}: {what}")
     return parsed
 
 
@@ -163,17 +193,21 @@ def load_meta(root: Path) -> DatasetMeta:
     period = raw.get("period", "week")
     if period not in PERIOD_DAYS:
         raise SfError(f"{p}: period must be one of {', '.join(PERIOD_DAYS)}, got {period!r}")
-    return DatasetMeta(
-        name=raw.get("name", root.name),
-        period=period,
-        exog_link=tuple(raw.get("exog_link", ())),
-        exog_lookback=int(raw.get("exog_lookback", 52)),
-    )
+    name = raw.get("name", root.name)
+    if not isinstance(name, str):
+        raise SfError(f"{p}: name must be a string, got {name!r}")
+    link = raw.get("exog_link", [])
+    if not isinstance(link, list) or not all(isinstance(c, str) and c for c in link):
+        raise SfError(f"{p}: exog_link must be a list of column names, e.g. [\"category\", \"color\"], got {link!r}")
+    lookback = raw.get("exog_lookback", 52)
+    if not isinstance(lookback, int) or isinstance(lookback, bool) or lookback < 0:
+        raise SfError(f"{p}: exog_lookback must be a whole number >= 0, got {lookback!r}")
+    return DatasetMeta(name=name, period=period, exog_link=tuple(link), exog_lookback=lookback)
 
 
 def load_products(root: Path) -> tuple[pl.DataFrame, list[str]]:
     path = _find_table(root, "products", required=True)
-    df = _read_as_strings(path)
+    df = read_as_strings(path)
     _require(df, path, ["product_id"])
     for c in ("image", "text", "release_date"):
         if c not in df.columns:
@@ -208,13 +242,25 @@ def load_products(root: Path) -> tuple[pl.DataFrame, list[str]]:
     return df, attrs
 
 
+def _periods_since(release: pl.Series, d: pl.Series, period: str) -> pl.Series:
+    """Whole periods from release to each date: days, days // 7, or calendar months (months vary in length)."""
+    if period == "month":
+        months = (d.dt.year() - release.dt.year()).cast(pl.Int64) * 12 + (d.dt.month().cast(pl.Int64) - release.dt.month().cast(pl.Int64))
+        return months.alias("step")
+    days = (d - release).dt.total_days()
+    return (days // int(PERIOD_DAYS[period])).cast(pl.Int64).alias("step")
+
+
 def load_sales(root: Path, products: pl.DataFrame, period: str) -> pl.DataFrame:
     path = _find_table(root, "sales", required=True)
-    df = _read_as_strings(path)
+    df = read_as_strings(path)
     _require(df, path, ["product_id", "units"])
     if "step" not in df.columns and "date" not in df.columns:
         raise SfError(f"{where(path, column='step')}: required column is missing (give 'step' or 'date')")
     pid = df["product_id"].str.strip_chars()
+    i = _first_bad(pid.is_null() | (pid == ""))
+    if i is not None:
+        raise SfError(f"{where(path, i + 1, 'product_id')}: empty product_id")
     known = pid.is_in(products["product_id"].implode())
     i = _first_bad(~known)
     if i is not None:
@@ -223,7 +269,8 @@ def load_sales(root: Path, products: pl.DataFrame, period: str) -> pl.DataFrame:
     i = _first_bad(units < 0)
     if i is not None:
         raise SfError(f"{where(path, i + 1, 'units')}: negative units {units[i]}")
-    if "step" in df.columns:
+    step_col = "step" if "step" in df.columns else "date"
+    if step_col == "step":
         stepf = _parse_float(df, "step", path)
         i = _first_bad((stepf < 0) | (stepf != stepf.floor()))
         if i is not None:
@@ -231,22 +278,22 @@ def load_sales(root: Path, products: pl.DataFrame, period: str) -> pl.DataFrame:
         step = stepf.cast(pl.Int64)
     else:
         d = _parse_dates(df, "date", path, allow_empty=False)
-        rel = pl.DataFrame({"product_id": pid}).join(
-            products.select("product_id", "release_date"), on="product_id", how="left"
-        )["release_date"]
+        # A lookup, not a join: joins need not keep row order, and rows are reported by position.
+        rel = pid.replace_strict(products["product_id"], products["release_date"], default=None, return_dtype=pl.Date)
         i = _first_bad(rel.is_null())
         if i is not None:
             raise SfError(f"{where(path, i + 1, 'date')}: product {pid[i]!r} has no release_date, so a date cannot become a step")
-        days = (d - rel).dt.total_days()
-        step = (days / PERIOD_DAYS[period]).floor().cast(pl.Int64)
+        step = _periods_since(rel, d, period)
         i = _first_bad(step < 0)
         if i is not None:
             raise SfError(f"{where(path, i + 1, 'date')}: {df['date'][i]} is before the product's release_date")
     out = pl.DataFrame({"product_id": pid, "step": step, "units": units.cast(pl.Float32)})
-    dup = out.select(pl.struct("product_id", "step").is_duplicated())
+    # Report the second occurrence: that is the row to delete.
+    dup = out.select(~pl.struct("product_id", "step").is_first_distinct())
     i = _first_bad(dup.to_series())
     if i is not None:
-        raise SfError(f"{where(path, i + 1, 'step')}: product {pid[i]!r} has more than one row for step {step[i]}")
+        how = "" if step_col == "step" else f" (dates are counted in whole {period}s since release)"
+        raise SfError(f"{where(path, i + 1, step_col)}: product {pid[i]!r} has more than one row for step {step[i]}{how}")
     return out.sort("product_id", "step")
 
 
@@ -254,9 +301,12 @@ def load_exog(root: Path) -> pl.DataFrame | None:
     path = _find_table(root, "exog", required=False)
     if path is None:
         return None
-    df = _read_as_strings(path)
+    df = read_as_strings(path)
     _require(df, path, ["date"])
     cols = {"date": _parse_dates(df, "date", path, allow_empty=False)}
+    i = _first_bad(~cols["date"].is_first_distinct())
+    if i is not None:
+        raise SfError(f"{where(path, i + 1, 'date')}: date {df['date'][i]} appears more than once")
     for c in df.columns:
         if c != "date":
             cols[c] = _parse_float(df, c, path).cast(pl.Float32)
