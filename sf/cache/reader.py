@@ -54,6 +54,8 @@ class Features:
 def read_attrs(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
+        if path.with_name(path.name + ".parts").is_dir():
+            raise SfError(f"{path}: extraction is still running or was killed before finishing; re-run the same `sf extract` to finish it")
         raise SfError(f"{path}: feature store not found (make one with `sf extract`)")
     try:
         with h5py.File(path, "r") as f:

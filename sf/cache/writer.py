@@ -1,0 +1,332 @@
+"""Writing feature stores so that a kill at any moment never corrupts one.
+
+HDF5 files are not crash-safe while open for writing, so no open-for-write file is ever the store:
+  - rows of a running extraction go into small part files, `NAME.h5.parts/part-000001.h5`, each
+    written whole to `*.tmp` and renamed (a part either exists complete or not at all);
+  - at the end (or on Ctrl-C) `finalize` copies the store to `NAME.h5.tmp`, applies the parts in
+    order (changed keys in place, new keys appended), fsyncs and renames it over `NAME.h5`,
+    then deletes the parts. Rerunning after a kill anywhere repeats only what was lost, and
+    applying a part twice gives the same store, so the result equals one clean run.
+h5py is used from the main process only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from sf.cache import schema as S
+from sf.errors import SfError
+
+CHUNK_BYTES = 256 * 1024
+STR = h5py.string_dtype("utf-8")
+COMPRESSIONS = ("none", "gzip", "lzf")
+
+
+@dataclass
+class RowBlock:
+    """A block of store rows, in store order."""
+
+    keys: list[str]
+    content_hash: list[str]
+    status: list[str]
+    reason: list[str]
+    input_index: np.ndarray  # (n,) int64
+    image_pooled: np.ndarray  # (n, C) float16
+    image_grid: np.ndarray | None = None  # (n, R, C) float16
+    text_tokens: np.ndarray | None = None  # (n, L, D) float16
+    text_mask: np.ndarray | None = None  # (n, L) uint8
+    text_pooled: np.ndarray | None = None  # (n, D) float16
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def take(self, idx) -> "RowBlock":
+        idx = np.asarray(idx, dtype=np.int64)
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None:
+                out[f.name] = None
+            elif isinstance(v, list):
+                out[f.name] = [v[i] for i in idx]
+            else:
+                out[f.name] = v[idx]
+        return RowBlock(**out)
+
+    @staticmethod
+    def concat(blocks: list["RowBlock"]) -> "RowBlock":
+        out = {}
+        for f in fields(RowBlock):
+            vs = [getattr(b, f.name) for b in blocks]
+            if vs[0] is None:
+                out[f.name] = None
+            elif isinstance(vs[0], list):
+                out[f.name] = [x for v in vs for x in v]
+            else:
+                out[f.name] = np.concatenate(vs)
+        return RowBlock(**out)
+
+    def nbytes(self) -> int:
+        return sum(getattr(self, f.name).nbytes for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray))
+
+
+# Dataset name -> RowBlock field, numeric datasets only.
+NUMERIC = {
+    S.INPUT_INDEX: "input_index",
+    S.IMAGE_POOLED: "image_pooled",
+    S.IMAGE_GRID: "image_grid",
+    S.TEXT_TOKENS: "text_tokens",
+    S.TEXT_MASK: "text_mask",
+    S.TEXT_POOLED: "text_pooled",
+}
+STRINGS = {S.KEYS: "keys", S.CONTENT_HASH: "content_hash", S.STATUS: "status", S.REASON: "reason"}
+
+
+# ---------------------------------------------------------------- layout
+
+
+def row_shapes(attrs: dict) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Dataset -> (per-row shape, dtype) implied by a store's attributes."""
+    c, gh, gw = int(attrs["channels"]), int(attrs["grid_h"]), int(attrs["grid_w"])
+    shapes = {S.INPUT_INDEX: ((), "i8"), S.IMAGE_POOLED: ((c,), "f2")}
+    if not attrs.get("pooled_only", False):
+        shapes[S.IMAGE_GRID] = ((gh * gw, c), "f2")
+    if attrs.get("text_encoder", "none") != "none":
+        d, L = int(attrs["text_dim"]), int(attrs["text_len"])
+        shapes[S.TEXT_TOKENS] = ((L, d), "f2")
+        shapes[S.TEXT_MASK] = ((L,), "u1")
+        shapes[S.TEXT_POOLED] = ((d,), "f2")
+    return shapes
+
+
+def chunk_rows(row_shape: tuple[int, ...], dtype: str) -> int:
+    row_bytes = int(np.prod(row_shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    return int(max(1, min(4096, CHUNK_BYTES // max(row_bytes, 1))))
+
+
+def create_datasets(f: h5py.File, attrs: dict, compression: str = "none") -> None:
+    comp = None if compression in (None, "none") else compression
+    for name in STRINGS:
+        f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=STR, chunks=(1024,))
+    for name, (shape, dtype) in row_shapes(attrs).items():
+        f.create_dataset(
+            name,
+            shape=(0, *shape),
+            maxshape=(None, *shape),
+            dtype=dtype,
+            chunks=(chunk_rows(shape, dtype), *shape),
+            fletcher32=True,
+            compression=comp,
+        )
+
+
+def write_attrs(f: h5py.File, attrs: dict) -> None:
+    for k, v in attrs.items():
+        if v is None:
+            v = ""
+        elif isinstance(v, (dict, list, tuple)):
+            v = json.dumps(v, sort_keys=True)
+        f.attrs[k] = v
+
+
+def append(f: h5py.File, block: RowBlock) -> None:
+    n0, n = f[S.KEYS].shape[0], len(block)
+    if n == 0:
+        return
+    for name, attr in {**STRINGS, **NUMERIC}.items():
+        if name not in f:
+            continue
+        value = getattr(block, attr)
+        if value is None:
+            raise SfError(f"{f.filename}: rows to append lack {name}")
+        ds = f[name]
+        ds.resize(n0 + n, axis=0)
+        ds[n0 : n0 + n] = np.asarray(value, dtype=object) if name in STRINGS else value
+
+
+def overwrite(f: h5py.File, row: int, block: RowBlock, i: int) -> None:
+    for name, attr in {**STRINGS, **NUMERIC}.items():
+        if name in f:
+            f[name][row] = getattr(block, attr)[i]
+
+
+def read_block(f: h5py.File) -> RowBlock:
+    values = {attr: list(f[name].asstr()[()]) for name, attr in STRINGS.items()}
+    for name, attr in NUMERIC.items():
+        values[attr] = f[name][()] if name in f else None
+    if values["input_index"] is None:
+        values["input_index"] = np.arange(len(values["keys"]), dtype=np.int64)
+    return RowBlock(**values)
+
+
+def strings_sha256(f: h5py.File) -> str:
+    h = hashlib.sha256()
+    for name in STRINGS:
+        h.update(f"{name}\0".encode())
+        for s in f[name].asstr()[()]:
+            h.update(s.encode())
+            h.update(b"\0")
+    return h.hexdigest()
+
+
+def failpoint(name: str) -> None:
+    """Crash-test hook: with SF_FAILPOINT=name the process SIGKILLs itself here (no cleanup runs)."""
+    if os.environ.get("SF_FAILPOINT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- the working area of one store
+
+
+class StoreFiles:
+    """NAME.h5, its part files and its temp file; all writes of one extraction go through here."""
+
+    def __init__(self, out: str | Path):
+        self.out = Path(out)
+        self.tmp = self.out.with_name(self.out.name + ".tmp")
+        self.parts_dir = self.out.with_name(self.out.name + ".parts")
+        self.lock_path = self.out.with_name(self.out.name + ".lock")
+
+    @contextlib.contextmanager
+    def locked(self):
+        """One writer per store; the OS drops the lock when a process dies, even by SIGKILL."""
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.lock_path, "w")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            raise SfError(f"{self.out}: another `sf extract` is writing this store right now") from None
+        try:
+            self.clean_leftovers()
+            yield self
+        finally:
+            with contextlib.suppress(OSError):
+                self.lock_path.unlink()
+            fh.close()
+
+    def clean_leftovers(self) -> None:
+        """Half-written files of a killed run: never complete, so always safe to delete."""
+        self.tmp.unlink(missing_ok=True)
+        if self.parts_dir.is_dir():
+            for p in self.parts_dir.glob("*.tmp"):
+                p.unlink(missing_ok=True)
+
+    def parts(self) -> list[Path]:
+        if not self.parts_dir.is_dir():
+            return []
+        return sorted(self.parts_dir.glob("part-*.h5"))
+
+    def existing_attrs(self) -> list[tuple[Path, dict]]:
+        """Attributes of the store and every part, to check a new run against."""
+        out = []
+        for p in ([self.out] if self.out.exists() else []) + self.parts():
+            out.append((p, read_attrs_of(p)))
+        return out
+
+    def done(self) -> dict[str, str]:
+        """key -> content hash of every row already extracted (store, then parts; later wins)."""
+        done: dict[str, str] = {}
+        for p in ([self.out] if self.out.exists() else []) + self.parts():
+            with _open(p, "r") as f:
+                keys = f[S.KEYS].asstr()[()]
+                hashes = f[S.CONTENT_HASH].asstr()[()]
+            done.update(zip(keys, hashes))
+        return done
+
+    def write_part(self, attrs: dict, block: RowBlock, compression: str = "none") -> Path:
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        existing = self.parts()
+        n = int(existing[-1].stem.split("-")[1]) + 1 if existing else 1
+        final = self.parts_dir / f"part-{n:06d}.h5"
+        tmp = final.with_name(final.name + ".tmp")
+        with h5py.File(tmp, "w") as f:
+            create_datasets(f, attrs, compression)
+            append(f, block)
+            write_attrs(f, {**attrs, "complete": False, "part": True})
+        fsync_path(tmp)
+        failpoint("part-before-rename")
+        os.replace(tmp, final)
+        failpoint("part-written")
+        return final
+
+    def finalize(self, attrs: dict, complete: bool, compression: str = "none") -> None:
+        """Fold the parts into NAME.h5 atomically (see the module docstring)."""
+        parts = self.parts()
+        if self.out.exists():
+            shutil.copyfile(self.out, self.tmp)
+        with h5py.File(self.tmp, "r+" if self.out.exists() else "w") as f:
+            created = f.attrs.get("created")
+            if S.KEYS not in f:
+                create_datasets(f, attrs, compression)
+            index = {k: i for i, k in enumerate(f[S.KEYS].asstr()[()])}
+            for p in parts:
+                with _open(p, "r") as pf:
+                    block = read_block(pf)
+                new = []
+                for i, k in enumerate(block.keys):
+                    if k in index:
+                        overwrite(f, index[k], block, i)
+                    else:
+                        index[k] = len(index)
+                        new.append(i)
+                append(f, block.take(new))
+            now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            write_attrs(f, {**attrs, "created": S._plain(created) if created is not None else now, "updated": now})
+            f.attrs["complete"] = bool(complete)
+            f.attrs["fingerprint"] = S.fingerprint(attrs)
+            f.attrs["strings_sha256"] = strings_sha256(f)
+        fsync_path(self.tmp)
+        failpoint("finalize-before-rename")
+        os.replace(self.tmp, self.out)
+        fsync_path(self.out.parent)
+        failpoint("finalize-renamed")
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+
+
+def read_attrs_of(path: Path) -> dict:
+    with _open(path, "r") as f:
+        return {k: S._plain(v) for k, v in f.attrs.items()}
+
+
+def _open(path: Path, mode: str) -> h5py.File:
+    try:
+        return h5py.File(path, mode)
+    except OSError as e:
+        raise SfError(f"{path}: not a readable HDF5 feature store ({e}); delete it to start over") from None
+
+
+def check_compatible(new: dict, existing: list[tuple[Path, dict]]) -> None:
+    """Refuse to mix rows from different extractors, naming what differs."""
+    for path, old in existing:
+        diff = S.fingerprint_diff(old, new)
+        if diff:
+            raise SfError(
+                f"{path} was made with a different extractor ({'; '.join(diff)}); "
+                f"use another --out, or delete it to re-extract"
+            )
+        if bool(old.get("pooled_only", False)) != bool(new.get("pooled_only", False)):
+            mode = "pooled-only" if old.get("pooled_only") else "full (grid)"
+            raise SfError(f"{path} is a {mode} store; rerun with the same --pooled-only setting or use another --out")
+        if str(old.get("shard", "")) != str(new.get("shard", "")):
+            raise SfError(f"{path} holds shard {old.get('shard') or 'none'!r}, this run is shard {new.get('shard') or 'none'!r}; use another --out")

@@ -1,0 +1,393 @@
+"""One extraction run: rows in, feature store out — incremental, resumable, never dying on a bad image.
+
+    plan      hash every row's image bytes + text; rows whose key and hash the store (or a part
+              left by a killed run) already has are skipped
+    decode    DataLoader workers open, check and preprocess images (sf.extract.images)
+    forward   the frozen backbone on the device, the text encoder beside it
+    write     every ~30 s the finished rows become one atomic part file; at the end the parts are
+              folded into the store in one atomic rename (sf.cache.writer)
+
+Batches are fixed slices of the to-do list and parts hold whole batches, so a rerun after a kill
+recomputes exactly the batches a clean run would have — bit-identical features even where a
+kernel's result depends on the batch it ran in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from sf.cache import schema as S
+from sf.cache.writer import COMPRESSIONS, RowBlock, StoreFiles, check_compatible, read_attrs_of
+from sf.errors import SfError
+from sf.extract import backbones, inputs as I, text as T
+from sf.extract.images import DEFAULT_MAX_PIXELS, FITS, BadImage, ImagePrep, load_image
+from sf.extract.runtime import F16_MAX, ImageFeaturizer, resolve_device, resolve_precision
+
+PART_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class ExtractConfig:
+    backbone: str = "resnet101"
+    weights: str = "imagenet"  # imagenet | random | PATH to a state dict
+    seed: int = 0  # for random weights
+    text_encoder: str = "minilm"  # a name in sf.extract.text.REGISTRY, or "none"
+    text_len: int = 32  # tokens kept per description (v_i^T)
+    image_size: int | None = None  # None: the backbone's native size
+    fit: str = "pad"  # pad | crop
+    batch_size: int = 32
+    workers: int | None = None  # None: chosen from the device and the job size
+    device: str = "auto"
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    shard: str | None = None  # "I/N" or "auto"
+    strict: bool = False  # any unreadable image fails the run (after writing the store)
+    pooled_only: bool = False  # no region grid: ~50x smaller stores for huge catalogues
+    compression: str = "none"  # none | gzip | lzf
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    checkpoint_seconds: float = 30.0
+    expect: dict | None = None  # a store's attrs this run must reproduce exactly (sf predict)
+
+    def validate(self) -> None:
+        if self.batch_size < 1:
+            raise SfError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.image_size is not None and not 16 <= self.image_size <= 2048:
+            raise SfError(f"--image-size must be between 16 and 2048, got {self.image_size}")
+        if self.fit not in FITS:
+            raise SfError(f"--fit {self.fit!r}: choose one of {', '.join(FITS)}")
+        if self.compression not in COMPRESSIONS:
+            raise SfError(f"--compression {self.compression!r}: choose one of {', '.join(COMPRESSIONS)}")
+        if self.text_len < 1:
+            raise SfError(f"--text-len must be >= 1, got {self.text_len}")
+        if self.workers is not None and self.workers < 0:
+            raise SfError(f"--workers must be >= 0, got {self.workers}")
+
+
+@dataclass
+class Extractor:
+    """The built models of one configuration and the store attributes they imply."""
+
+    image: backbones.LoadedBackbone
+    featurizer: ImageFeaturizer
+    text: T.TextEncoder | None
+    cfg: ExtractConfig
+    device: torch.device
+    precision: str
+
+    def attrs(self, shard: tuple[int, int] | None = None, listing_sha256: str = "") -> dict:
+        b, cfg = self.image, self.cfg
+        prep = {"image": b.prep.to_dict()}
+        if self.text is not None:
+            prep["text"] = {"max_tokens": cfg.text_len, "empty_text": "all-zero mask and vectors"}
+        return {
+            "schema_version": S.SCHEMA_VERSION,
+            "backbone": b.spec.name,
+            "weights": b.weights,
+            "weights_sha256": b.weights_sha256,
+            "weights_source": b.weights_source,
+            "weights_seed": b.weights_seed if b.weights_seed is not None else "",
+            "weights_path": b.weights_path,
+            "random_weights": b.random_weights,
+            "preprocessing": json.dumps(prep, sort_keys=True),
+            "image_size": b.prep.image_size,
+            "grid_h": b.grid[0],
+            "grid_w": b.grid[1],
+            "channels": b.spec.channels,
+            "text_encoder": self.text.name if self.text else "none",
+            "text_encoder_sha256": self.text.sha256 if self.text else "",
+            "text_encoder_source": self.text.source if self.text else "",
+            "text_dim": self.text.dim if self.text else 0,
+            "text_len": cfg.text_len if self.text else 0,
+            "pooled_only": cfg.pooled_only,
+            "precision": self.precision,
+            "device": str(self.device),
+            "shard": f"{shard[0]}/{shard[1]}" if shard else "",
+            "input_sha256": listing_sha256,
+            "compression": cfg.compression,
+            "batch_size": cfg.batch_size,
+            "torch_threads": torch.get_num_threads(),
+            "versions": json.dumps(_versions(self.text), sort_keys=True),
+            "extract_config": config_json(cfg),
+        }
+
+
+def build_extractor(cfg: ExtractConfig, with_text: bool = True) -> Extractor:
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    image = backbones.load_backbone(cfg.backbone, cfg.weights, cfg.seed, cfg.image_size, cfg.fit)
+    featurizer = ImageFeaturizer(image.trunk, image.prep, device, precision, grid=not cfg.pooled_only, batch_size=cfg.batch_size)
+    text = T.build(cfg.text_encoder, str(device)) if with_text and cfg.text_encoder != "none" else None
+    return Extractor(image=image, featurizer=featurizer, text=text, cfg=cfg, device=device, precision=precision)
+
+
+def _versions(text) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["sf", "torch", "torchvision", "h5py", "numpy", "pillow"]
+    if text is not None and text.name == "minilm":
+        names += ["sentence-transformers", "transformers"]
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+# ---------------------------------------------------------------- decoding (runs in DataLoader workers)
+
+
+class DecodeRows(torch.utils.data.Dataset):
+    def __init__(self, images: list[Path | None], prep: ImagePrep, max_pixels: int):
+        self.images, self.prep, self.max_pixels = images, prep, max_pixels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, j: int):
+        path = self.images[j]
+        if path is None:
+            return j, None, S.STATUS_NO_IMAGE, ""
+        try:
+            return j, load_image(path, self.prep, self.max_pixels), S.STATUS_OK, ""
+        except BadImage as e:
+            return j, None, S.STATUS_UNREADABLE, str(e)
+        except Exception as e:  # a decoder bug must cost one row, not the run
+            return j, None, S.STATUS_UNREADABLE, f"unexpected {type(e).__name__}: {str(e)[:160]}"
+
+
+def collate(rows):
+    idx = [r[0] for r in rows]
+    ok = [k for k, r in enumerate(rows) if r[1] is not None]
+    images = torch.from_numpy(np.stack([rows[k][1] for k in ok])) if ok else None
+    return {"idx": idx, "ok": ok, "images": images, "status": [r[2] for r in rows], "reason": [r[3] for r in rows]}
+
+
+def _workers(cfg: ExtractConfig, device: torch.device, n_todo: int) -> int:
+    if cfg.workers is not None:
+        return cfg.workers
+    if n_todo <= cfg.batch_size:
+        return 0  # a worker costs more to start than one batch takes to decode
+    cpus = os.cpu_count() or 1
+    return min(8, cpus) if device.type == "cuda" else max(1, min(4, cpus // 2))
+
+
+# ---------------------------------------------------------------- the run
+
+
+@dataclass
+class ExtractReport:
+    out: Path
+    rows: int  # rows of this input (after sharding)
+    extracted: int  # rows computed by this run
+    skipped: int  # rows already in the store with the same content hash
+    counts: dict[str, int]  # status -> rows, over this input
+    unreadable: list[tuple[str, str]]  # (key, reason), over this input
+    notes: list[str]
+    seconds: float  # decode -> forward -> write, incl. folding parts into the store
+    random_weights: bool
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.extracted / self.seconds if self.seconds > 0 else 0.0
+
+
+def default_out(inputs: I.Inputs, cfg: ExtractConfig) -> Path:
+    shard = I.parse_shard(cfg.shard)
+    suffix = f".shard{shard[0]}of{shard[1]}" if shard else ""
+    return Path("cache") / f"{inputs.name}_{cfg.backbone}{suffix}.h5"
+
+
+def run(inputs: I.Inputs, out: str | Path | None, cfg: ExtractConfig, console: Console | None = None,
+        extractor: Extractor | None = None) -> ExtractReport:
+    """Extract `inputs` into the store `out` (created, resumed or extended); see the module docstring."""
+    console = console or Console(stderr=True)
+    shard = I.parse_shard(cfg.shard)
+    out = Path(out) if out else default_out(inputs, cfg)
+    inputs = I.take_shard(inputs, shard)
+    ext = extractor or build_extractor(cfg, with_text=inputs.has_text)
+    attrs = ext.attrs(shard, inputs.listing_sha256)
+    if cfg.expect is not None:
+        diff = S.fingerprint_diff(cfg.expect, attrs)
+        if diff:
+            raise SfError(f"cannot re-create the store's extractor here: {'; '.join(diff)}")
+    if ext.image.random_weights:
+        console.print(f"[bold yellow]warning:[/] {ext.image.spec.name} with RANDOM weights (seed {cfg.seed}) — "
+                      f"image features carry no visual meaning; the store is marked random_weights=True")
+
+    files = StoreFiles(out)
+    with files.locked():
+        check_compatible(attrs, files.existing_attrs())
+        hashes = I.content_hashes(inputs.items)
+        done = files.done()
+        todo = [j for j, (it, h) in enumerate(zip(inputs.items, hashes)) if done.get(it.key) != h]
+        t0 = time.perf_counter()
+        if todo:
+            _extract_rows(inputs, hashes, todo, ext, files, attrs, console)
+        if files.parts() or not out.exists() or not read_attrs_of(out).get("complete", False):
+            files.finalize(attrs, complete=True, compression=cfg.compression)
+        seconds = time.perf_counter() - t0
+    return _report(out, inputs, len(todo), seconds, ext.image.random_weights, attrs)
+
+
+def _extract_rows(inputs, hashes, todo, ext: Extractor, files: StoreFiles, attrs: dict, console: Console) -> None:
+    cfg = ext.cfg
+    items = [inputs.items[j] for j in todo]
+    loader = torch.utils.data.DataLoader(
+        DecodeRows([it.image for it in items], ext.image.prep, cfg.max_pixels),
+        batch_sampler=[list(range(k, min(k + cfg.batch_size, len(items)))) for k in range(0, len(items), cfg.batch_size)],
+        num_workers=(w := _workers(cfg, ext.device, len(items))),
+        collate_fn=collate,
+        pin_memory=ext.device.type == "cuda",
+        prefetch_factor=4 if w else None,
+    )
+    buffer: list[RowBlock] = []
+    last = time.monotonic()
+
+    def flush() -> None:
+        nonlocal buffer, last
+        if buffer:
+            files.write_part(attrs, RowBlock.concat(buffer), cfg.compression)
+        buffer, last = [], time.monotonic()
+
+    progress = Progress(
+        TextColumn("[bold]extract[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>6.1f} img/s"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        console=console,
+    )
+    start = time.perf_counter()
+    try:
+        with progress:
+            task = progress.add_task(f"{ext.image.spec.name} -> {files.out.name}", total=len(items), rate=0.0)
+            for batch in loader:
+                buffer.append(_featurize(batch, items, [hashes[j] for j in todo], [inputs.index[j] for j in todo], ext))
+                done = progress.tasks[task].completed + len(batch["idx"])
+                progress.update(task, completed=done, rate=done / max(time.perf_counter() - start, 1e-9))
+                if time.monotonic() - last >= cfg.checkpoint_seconds or sum(b.nbytes() for b in buffer) >= PART_BYTES:
+                    flush()
+        flush()
+    except KeyboardInterrupt:
+        # Keep every finished batch; the store is marked incomplete until a rerun finishes it.
+        flush()
+        files.finalize(attrs, complete=False, compression=cfg.compression)
+        console.print(f"interrupted: finished rows saved to {files.out} (incomplete); rerun the same command to finish")
+        raise
+
+
+def _featurize(batch, items, hashes, index, ext: Extractor) -> RowBlock:
+    idx = batch["idx"]
+    n, c = len(idx), ext.image.spec.channels
+    pooled = np.zeros((n, c), np.float16)
+    grid = None if ext.cfg.pooled_only else np.zeros((n, ext.image.grid[0] * ext.image.grid[1], c), np.float16)
+    if batch["images"] is not None:
+        p, g = ext.featurizer(batch["images"])
+        pooled[batch["ok"]] = p
+        if grid is not None:
+            grid[batch["ok"]] = g
+    block = RowBlock(
+        keys=[items[j].key for j in idx],
+        content_hash=[hashes[j] for j in idx],
+        status=list(batch["status"]),
+        reason=list(batch["reason"]),
+        input_index=np.array([index[j] for j in idx], dtype=np.int64),
+        image_pooled=pooled,
+        image_grid=grid,
+    )
+    if ext.text is not None:
+        tokens, mask, tpooled = ext.text.encode([items[j].text for j in idx], ext.cfg.text_len)
+        block.text_tokens = np.clip(tokens, -F16_MAX, F16_MAX).astype(np.float16)
+        block.text_mask = mask.astype(np.uint8)
+        block.text_pooled = np.clip(tpooled, -F16_MAX, F16_MAX).astype(np.float16)
+    return block
+
+
+def _report(out: Path, inputs: I.Inputs, extracted: int, seconds: float, random_weights: bool, attrs: dict) -> ExtractReport:
+    import h5py
+
+    with h5py.File(out, "r") as f:
+        keys = f[S.KEYS].asstr()[()]
+        status = f[S.STATUS].asstr()[()]
+        reason = f[S.REASON].asstr()[()]
+    row = {k: i for i, k in enumerate(keys)}
+    counts = {S.STATUS_OK: 0, S.STATUS_NO_IMAGE: 0, S.STATUS_UNREADABLE: 0}
+    unreadable = []
+    for it in inputs.items:
+        i = row[it.key]
+        counts[status[i]] = counts.get(status[i], 0) + 1
+        if status[i] == S.STATUS_UNREADABLE:
+            unreadable.append((it.key, reason[i]))
+    return ExtractReport(
+        out=out, rows=len(inputs.items), extracted=extracted, skipped=len(inputs.items) - extracted, counts=counts,
+        unreadable=unreadable, notes=list(inputs.notes), seconds=seconds, random_weights=random_weights, attrs=attrs,
+    )
+
+
+def check_outcome(report: ExtractReport, strict: bool) -> None:
+    """Exit policy: fail only when asked (--strict) or when no image at all could be read."""
+    bad = report.unreadable
+    if strict and bad:
+        raise SfError(f"--strict: {len(bad)} unreadable image(s) (first: {bad[0][0]}: {bad[0][1]}); store written to {report.out}")
+    with_images = report.counts.get(S.STATUS_OK, 0) + len(bad)
+    if with_images and report.counts.get(S.STATUS_OK, 0) == 0:
+        raise SfError(f"no image could be read ({len(bad)} unreadable; first: {bad[0][0]}: {bad[0][1]}); store written to {report.out}")
+
+
+# ---------------------------------------------------------------- the API other stages use
+
+
+def extract_dataset(data, out: str | Path | None = None, console: Console | None = None, like: dict | str | Path | None = None,
+                    **options) -> Path:
+    """Extract a contract dataset (folder or loaded Dataset) into a store; incremental; returns its path.
+
+    `like`: a store path or its attrs — extract with exactly that store's backbone, weights,
+    preprocessing and text encoder (refused with what differs if this machine cannot).
+    Other keywords are ExtractConfig fields (backbone=, weights=, text_encoder=, batch_size=, ...).
+    """
+    cfg = config_from_attrs(like, **options) if like is not None else ExtractConfig(**options)
+    report = run(I.from_dataset(data), out, cfg, console)
+    check_outcome(report, cfg.strict)
+    return report.out
+
+
+def config_from_attrs(attrs: dict | str | Path, **overrides) -> ExtractConfig:
+    """The ExtractConfig that re-creates a store's extractor (its fingerprint is checked on use)."""
+    if not isinstance(attrs, dict):
+        from sf.cache.reader import read_attrs
+
+        attrs = read_attrs(attrs)
+    a = {k: S._plain(v) for k, v in attrs.items()}
+    prep = json.loads(a["preprocessing"])
+    weights = a["weights"]
+    if weights == "file":
+        weights = overrides.pop("weights_path", None) or a.get("weights_path")
+    seed = a.get("weights_seed")
+    cfg = ExtractConfig(
+        backbone=a["backbone"],
+        weights=weights,
+        seed=int(seed) if seed not in ("", None) else 0,
+        text_encoder=a.get("text_encoder", "none") or "none",
+        text_len=int(a.get("text_len") or 32),
+        image_size=int(prep["image"]["image_size"]),
+        fit=prep["image"].get("fit", "pad"),
+        pooled_only=bool(a.get("pooled_only", False)),
+        expect=a,
+    )
+    overrides.pop("weights_path", None)
+    return replace(cfg, **overrides)
+
+
+def config_json(cfg: ExtractConfig) -> str:
+    d = asdict(cfg)
+    d.pop("expect", None)
+    return json.dumps(d, indent=2, default=str)

@@ -1,0 +1,102 @@
+"""Device and precision choices, and the batched forward pass: uint8 images -> float16 features.
+
+CPU: channels_last, and bf16 autocast only where the CPU has native bf16 (AVX512-BF16/AMX);
+emulated bf16 on AVX2 is many times slower than fp32. CUDA: channels_last, bf16/fp16 autocast,
+uint8 transfer from pinned memory with normalisation on the GPU.
+
+Every forward pass has the same shape: short batches are zero-padded to the full batch size.
+Kernels pick their algorithm by shape, so an image's features then depend only on the image —
+not on its batch neighbours — and shards, resumed runs and incremental updates give bit-identical
+rows. (cudnn autotuning is off for the same reason: it may pick a different algorithm per run.)
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+from sf.errors import SfError
+from sf.extract.images import ImagePrep
+
+F16_MAX = float(np.finfo(np.float16).max)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        if torch.cuda.is_available():
+            # torchrun starts one process per GPU and tells each its local rank.
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise SfError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SfError("--device cuda: no CUDA GPU is visible to PyTorch here; use --device cpu")
+    return dev
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision not in PRECISIONS:
+        raise SfError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        if precision == "fp16" and device.type == "cpu":
+            raise SfError("--precision fp16 is for CUDA; on CPU use fp32 or bf16")
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class ImageFeaturizer:
+    """trunk + normalisation on `device`: (B, S, S, 3) uint8 -> pooled (B, C) and grid (B, R, C) float16."""
+
+    def __init__(self, trunk: torch.nn.Module, prep: ImagePrep, device: torch.device, precision: str, grid: bool = True,
+                 batch_size: int = 32):
+        self.device, self.precision, self.want_grid, self.batch_size = device, precision, grid, batch_size
+        self.trunk = trunk.to(device).to(memory_format=torch.channels_last)
+        mean = torch.tensor(prep.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        std = torch.tensor(prep.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+        # x/255 then (x - mean)/std folded into one multiply-add.
+        self.scale = 1.0 / (255.0 * std)
+        self.shift = -mean / std
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = False
+
+    @torch.inference_mode()
+    def __call__(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        n = images.shape[0]
+        if n % self.batch_size:
+            pad = self.batch_size - n % self.batch_size
+            images = torch.cat([images, images.new_zeros((pad, *images.shape[1:]))])
+        # NHWC uint8 viewed as NCHW is already channels_last in memory: no copy.
+        x = images.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+        x = (x.float() * self.scale + self.shift).contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.precision):
+            fmap = self.trunk(x)
+        fmap = fmap[:n].float()
+        pooled = fmap.mean(dim=(2, 3))
+        pooled = pooled.clamp(-F16_MAX, F16_MAX).half().cpu().numpy()
+        if not self.want_grid:
+            return pooled, None
+        b, c = fmap.shape[:2]
+        grid = fmap.permute(0, 2, 3, 1).reshape(b, -1, c).clamp(-F16_MAX, F16_MAX).half().cpu().numpy()
+        return pooled, grid
