@@ -1,0 +1,93 @@
+"""An Inputs as torch tensors, converted once; a batch is then a handful of index-selects.
+
+Same dict as sf.forecast.base.to_batch (float32, bool masks, long codes), without a numpy → torch
+copy of the large arrays per batch. float16 arrays stay float16 in memory (the 5,080 × 49 × 2048
+VISUELLE grid is 1 GB) and only the batch's rows are widened. A model that declares `reads` (the batch
+keys it uses) gets only those, so a pooled-only model never touches the grid. One extra key exists
+here only: `image_grid_present`, the grid rows of the batch's products that have an image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sf.forecast.inputs import Inputs
+
+_FIELDS = {  # batch key -> (Inputs attribute, dtype in the batch)
+    "image_grid": ("image_grid", torch.float32),
+    "image_pooled": ("image_pooled", torch.float32),
+    "has_image": ("has_image", torch.bool),
+    "text_tokens": ("text_tokens", torch.float32),
+    "text_mask": ("text_mask", torch.bool),
+    "text_pooled": ("text_pooled", torch.float32),
+    "has_text": ("has_text", torch.bool),
+    "exog": ("exog", torch.float32),
+    "calendar": ("calendar", torch.float32),
+    "attributes": ("attributes", torch.long),
+}
+
+
+TARGETS = ("scaled", "log")
+
+
+def encode_target(units, y_scale: float, target: str = "scaled"):
+    """Units -> what the model fits: units / y_scale, or log(1 + units / y_scale)."""
+    z = units / y_scale
+    return (torch.log1p(z) if isinstance(z, torch.Tensor) else np.log1p(z)) if target == "log" else z
+
+
+def decode_target(z, y_scale: float, target: str = "scaled"):
+    """The model's outputs -> units (monotone, so quantiles stay quantiles)."""
+    if target == "log":
+        z = torch.expm1(z) if isinstance(z, torch.Tensor) else np.expm1(z)
+    return z * y_scale
+
+
+class TensorInputs:
+    def __init__(self, inp: Inputs, y_scale: float, device: str | torch.device = "cpu",
+                 reads: frozenset[str] | None = None, target: str = "scaled") -> None:
+        self.n, self.horizon, self.device = len(inp), inp.horizon, torch.device(device)
+        keys = [k for k in _FIELDS if reads is None or k in reads]
+        self.dtypes = {k: _FIELDS[k][1] for k in keys if k != "image_grid"}
+        self.t = {k: self._tensor(getattr(inp, _FIELDS[k][0]), _FIELDS[k][1]) for k in self.dtypes}
+        self.grid = None
+        # "image_grid_present": only the rows that have an image, (n_present, R, C), in batch order — what
+        # sf's fusion reads; it saves widening and zero-filling B x R x C floats per batch.
+        self.dense_grid = "image_grid" in keys
+        if self.dense_grid or (reads is not None and "image_grid_present" in reads):
+            # Only rows with an image are kept (the store's other rows are zeros anyway): on VISUELLE,
+            # where 90% of products have no image, that is a tenth of the memory and of the copying.
+            rows = np.flatnonzero(inp.has_image)
+            kept = inp.image_grid if len(rows) == len(inp) else inp.image_grid[rows]  # no copy when all have one
+            self.grid = self._tensor(kept, torch.float32)
+            slot = np.full(len(inp), -1, dtype=np.int64)
+            slot[rows] = np.arange(len(rows))
+            self.grid_slot = torch.from_numpy(slot).to(self.device)
+            self.grid_shape = inp.image_grid.shape[1:]
+        self.t["y"] = torch.as_tensor(encode_target(inp.y, y_scale, target), dtype=torch.float32).to(self.device)
+        self.t["y_mask"] = torch.as_tensor(inp.y_mask, dtype=torch.bool).to(self.device)
+        self.steps = torch.arange(inp.horizon, device=self.device)
+
+    def _tensor(self, a: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+        a = np.ascontiguousarray(a)
+        t = torch.from_numpy(a) if a.dtype in (np.float16, np.float32) else torch.as_tensor(a, dtype=dtype)
+        return t.to(self.device)
+
+    def batch(self, idx: torch.Tensor, observed: int | torch.Tensor = 0) -> dict[str, torch.Tensor]:
+        """Rows `idx`; the first `observed` steps of sales (an int, or one per row) are given as inputs."""
+        idx = idx.to(self.device)
+        out = {k: self.t[k][idx].to(dtype) for k, dtype in self.dtypes.items()}
+        if self.grid is not None:
+            slot = self.grid_slot[idx]
+            present = self.grid[slot[slot >= 0]].float()
+            if self.dense_grid:
+                out["image_grid"] = torch.zeros(len(idx), *self.grid_shape, device=self.device)
+                out["image_grid"][slot >= 0] = present
+            else:
+                out["image_grid_present"] = present
+        y, y_mask = self.t["y"][idx], self.t["y_mask"][idx]
+        k = torch.as_tensor(observed, device=self.device)
+        obs_mask = ((self.steps < (k[:, None] if k.ndim else k)) & y_mask).float()
+        out.update(y=y, y_mask=y_mask, obs=y * obs_mask, obs_mask=obs_mask)
+        return out

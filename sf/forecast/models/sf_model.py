@@ -1,0 +1,69 @@
+"""sf's forecaster: a fusion variant over the cached image regions and words, then a (Bi)LSTM head.
+
+Per product (static):  F = fusion(regions, words)                  (B, d_F)   see sf/fusion
+                       z = GELU(W_z vec(exog[-lookback:0]) + b_z)   (B, d)     the trends before release
+                       a = [E_1 code_1 ; ... ; E_A code_A]                     attribute embeddings
+Per horizon step t:    x_t = [F ; z ; a ; calendar_t ; exog_t ; obs_t ; m_t]
+                       ŷ_{1..H} = head(x_1..x_H)                     (B, H, n_outputs), all steps at once
+
+obs_t/m_t are the observed sales (scaled) and a 0/1 flag: all zero for a new product, the first k weeks
+for short-observation forecasting. Code 0 ("unknown") embeds to zero, and while training each attribute
+value is replaced by "unknown" with probability `attribute_dropout`, so the model learns what an unknown
+value means; a value first seen at prediction time (a new season, a new fabric) gets exactly that.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sf.forecast.base import Dims, register_model
+from sf.forecast.heads import create_head
+from sf.fusion import create_fusion
+
+
+@register_model("sf", "fusion of cached image regions and words (biattn by default) + (Bi)LSTM head over the horizon")
+class SFModel(nn.Module):
+    def __init__(self, dims: Dims, hidden: int = 30, dropout: float = 0.2, fusion: str = "biattn",
+                 head: str = "bilstm", width: int | None = None, layers: int = 1, use_exog: bool = True,
+                 use_attributes: bool = True, attribute_dim: int = 8, attribute_dropout: float = 0.1) -> None:
+        super().__init__()
+        self.dims = dims
+        self.fusion = create_fusion(fusion, image_dim=dims.image_channels, text_dim=dims.text_dim,
+                                    regions=dims.regions, text_len=dims.text_len, width=width or hidden,
+                                    out_dim=hidden, dropout=dropout)
+        self.use_exog = use_exog and dims.exog_terms > 0
+        self.summarise_lookback = self.use_exog and dims.lookback > 0
+        if self.summarise_lookback:
+            self.lookback = nn.Linear(dims.lookback * dims.exog_terms, hidden)
+        cards = dims.attribute_cardinalities if use_attributes else ()
+        self.attributes = nn.ModuleList(nn.Embedding(c, min(attribute_dim, c), padding_idx=0) for c in cards)
+        for emb in self.attributes:  # a value never seen in training keeps the zero vector: "unknown"
+            nn.init.zeros_(emb.weight)
+        self.attribute_dropout = attribute_dropout
+        step_in = (hidden + (hidden if self.summarise_lookback else 0) + sum(e.embedding_dim for e in self.attributes)
+                   + dims.calendar + (dims.exog_terms if self.use_exog else 0) + 2)
+        self.head = create_head(head, in_dim=step_in, hidden=hidden, n_outputs=dims.n_outputs, dropout=dropout,
+                                layers=layers)
+
+    @property
+    def reads(self) -> frozenset[str]:
+        return self.fusion.reads | {"calendar", "exog", "attributes", "obs", "obs_mask"}
+
+    def forward(self, batch: dict[str, torch.Tensor], return_attention: bool = False):
+        fused, attention = self.fusion(batch)
+        h, lb = self.dims.horizon, self.dims.lookback
+        static = [fused]
+        if self.summarise_lookback:
+            static.append(nn.functional.gelu(self.lookback(batch["exog"][:, :lb].flatten(1))))
+        codes = batch["attributes"]
+        if self.training and self.attribute_dropout > 0 and len(self.attributes):
+            codes = codes.masked_fill(torch.rand(codes.shape, device=codes.device) < self.attribute_dropout, 0)
+        static += [emb(codes[:, j]) for j, emb in enumerate(self.attributes)]
+        static = torch.cat(static, dim=1)
+        steps = [static[:, None, :].expand(-1, h, -1), batch["calendar"]]
+        if self.use_exog:
+            steps.append(batch["exog"][:, lb:lb + h])
+        steps += [batch["obs"][..., None], batch["obs_mask"][..., None]]
+        out = self.head(torch.cat(steps, dim=2))
+        return (out, attention) if return_attention else out

@@ -1,0 +1,190 @@
+"""Training any registered forecaster from cached features: `fit` with early stopping, then `predict`.
+
+The whole loop is below, in the spirit of nanoGPT's train.py: seed, build the model from its dims and
+hyper-parameters, scale the targets, shuffle, step, evaluate on validation each epoch, keep the best
+weights, stop after `patience` epochs without improvement. Everything is in memory (see batching.py).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from sf.errors import SfError
+from sf.forecast.base import MODELS, Dims, create_model
+from sf.forecast.batching import TensorInputs, decode_target
+from sf.forecast.config import TrainConfig
+from sf.forecast.inputs import Inputs
+from sf.forecast.losses import Objective
+
+EVAL_BATCH = 256  # the widened image grid of a batch is B x 49 x 2048 floats: keep it small
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    model_name: str
+    dims: Dims
+    hparams: dict  # the arguments the model was built with (besides dims)
+    y_scale: float  # targets are units / y_scale while training (or log1p of that, target "log")
+    loss: str = "mse"
+    quantiles: tuple[float, ...] = ()
+    history: list[dict] = field(default_factory=list)  # per epoch: epoch, train_loss, val_loss, seconds
+    best_epoch: int = 0
+    seed: int = 0
+    seconds: float = 0.0
+    target: str = "scaled"
+
+    @property
+    def objective(self) -> Objective:
+        return Objective(self.loss, tuple(self.quantiles))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SfError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    return torch.device(name)
+
+
+@contextmanager
+def cpu_threads(n: int):
+    """Run the block with `n` torch CPU threads, then restore the previous setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def target_scale(inp: Inputs) -> float:
+    """Mean units per observed (product, step) cell: the targets become O(1) whatever the catalogue."""
+    obs = inp.y[inp.y_mask]
+    return float(max(obs.mean() if obs.size else 1.0, 1e-6))
+
+
+def model_hparams(model_name: str, cfg: TrainConfig, hparams: dict | None = None) -> dict:
+    """The config's shared settings that the model's constructor names (unset ones keep the model's own
+    default), then `cfg.hparams`, then `hparams`."""
+    from sf.forecast import models  # noqa: F401  (registers every model)
+
+    if model_name not in MODELS:
+        raise SfError(f"unknown model {model_name!r}; choose from {', '.join(sorted(MODELS))}")
+    accepted = inspect.signature(MODELS[model_name].cls.__init__).parameters
+    shared = {"hidden": cfg.hidden, "dropout": cfg.dropout, "fusion": cfg.fusion, "head": cfg.head,
+              "use_exog": cfg.exog, "use_attributes": cfg.attributes}
+    out = {k: v for k, v in shared.items() if k in accepted and v is not None}
+    out.update(cfg.hparams or {})
+    out.update(hparams or {})
+    return out
+
+
+def fit(model_name: str, train: Inputs, val: Inputs, cfg: TrainConfig, seed: int, hparams: dict | None = None,
+        progress: Callable[[dict], None] | None = None) -> FitResult:
+    """Train `model_name` on `train`, choosing the epoch on `val` (on `train` when `val` is empty)."""
+    with cpu_threads(cfg.threads):
+        return _fit(model_name, train, val, cfg, seed, hparams, progress)
+
+
+def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
+    device = resolve_device(cfg.device)
+    objective = Objective(cfg.loss, tuple(cfg.quantiles) if cfg.loss == "quantile" else ())
+    torch.manual_seed(seed)
+    dims = Dims.from_inputs(train, n_outputs=cfg.n_outputs)
+    hp = model_hparams(model_name, cfg, hparams)
+    try:
+        model = create_model(model_name, dims, **hp).to(device)
+    except TypeError as e:
+        raise SfError(f"model {model_name!r}: bad hyper-parameters {hp} ({e})") from None
+    y_scale = target_scale(train)
+    reads = getattr(model, "reads", None)
+    tr, va = (TensorInputs(p, y_scale, device, reads, cfg.target) for p in (train, val))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    gen = torch.Generator().manual_seed(seed)
+
+    history: list[dict] = []
+    best_loss, best_epoch, best_state = float("inf"), 0, None
+    t0 = time.perf_counter()
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        total, cells = 0.0, 0
+        for idx in torch.randperm(tr.n, generator=gen).split(cfg.batch_size):
+            observed = torch.randint(0, cfg.observe_max + 1, (len(idx),), generator=gen) if cfg.observe_max else 0
+            b = tr.batch(idx, observed)
+            n = b["y_mask"].sum()
+            loss = objective.loss_sum(model(b), b["y"], b["y_mask"]) / n.clamp(min=1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            total, cells = total + loss.item() * int(n), cells + int(n)
+        train_loss = total / max(cells, 1)
+        # Scored under every observation regime it was trained for (0..observe_max known weeks), so the epoch
+        # chosen is good for new products and for short-observation forecasts alike.
+        val_loss = (float(np.mean([evaluate(model, va, objective, k) for k in range(cfg.observe_max + 1)]))
+                    if va.n else train_loss)
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                        "seconds": time.perf_counter() - t0})
+        if progress:
+            progress(history[-1])
+        if val_loss < best_loss:
+            best_loss, best_epoch = val_loss, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif epoch - best_epoch >= cfg.patience:
+            break
+    if best_state is None:
+        raise SfError(f"{model_name}: training diverged (validation loss {history[-1]['val_loss']}); try a lower --lr")
+    model.load_state_dict(best_state)
+    model.eval()
+    return FitResult(model=model, model_name=model_name, dims=dims, hparams=hp, y_scale=y_scale,
+                     loss=objective.loss, quantiles=objective.quantiles, history=history, best_epoch=best_epoch,
+                     seed=seed, seconds=time.perf_counter() - t0, target=cfg.target)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: TensorInputs, objective: Objective, observed: int = 0) -> float:
+    """Mean loss per observed cell over `data`, in eval mode (no dropout)."""
+    model.eval()
+    total, cells = 0.0, 0
+    for idx in torch.arange(data.n).split(EVAL_BATCH):
+        b = data.batch(idx, observed)
+        total += float(objective.loss_sum(model(b), b["y"], b["y_mask"]))
+        cells += int(b["y_mask"].sum())
+    return total / max(cells, 1)
+
+
+@torch.no_grad()
+def predict(fitted, inp: Inputs, observed_steps: int = 0, threads: int = 1) -> np.ndarray:
+    """Forecasts in units, clipped at 0: (N, H) for a point model, (N, H, Q) for quantiles.
+
+    `fitted` is a FitResult, anything with `.model`, `.y_scale`, `.loss`, `.quantiles` (a loaded
+    checkpoint), or a run with `.models` (its seeds' forecasts are averaged).
+    """
+    if hasattr(fitted, "models"):
+        return np.mean([predict(m, inp, observed_steps, threads) for m in fitted.models], axis=0)
+    with cpu_threads(threads):
+        return _predict(fitted, inp, observed_steps)
+
+
+def _predict(fitted, inp: Inputs, observed_steps: int) -> np.ndarray:
+    model = fitted.model
+    objective = Objective(fitted.loss, tuple(fitted.quantiles))
+    device = next(model.parameters()).device
+    target = getattr(fitted, "target", "scaled")
+    data = TensorInputs(inp, fitted.y_scale, device, getattr(model, "reads", None), target)
+    model.eval()
+    parts = [objective.outputs(model(data.batch(idx, observed_steps))).float().cpu()
+             for idx in torch.arange(data.n).split(EVAL_BATCH)]
+    out = (torch.cat(parts) if parts else torch.zeros(0, inp.horizon, fitted.dims.n_outputs)).numpy()
+    out = np.clip(decode_target(out, fitted.y_scale, target), 0, None)
+    return out if objective.loss == "quantile" else out[..., 0]

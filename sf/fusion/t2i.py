@@ -1,0 +1,22 @@
+"""One-way attention, text → image: each word attends to the image regions; F = GELU(W_F u^{T→I} + b_F)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sf.fusion import register_fusion
+from sf.fusion.base import Fusion, FusionOutput, cross_attention
+
+
+@register_fusion("t2i", "one-way attention: words attend to image regions (the image as seen by the text)")
+class TextToImage(Fusion):
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.combine = nn.Linear(self.width, self.out_dim)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> FusionOutput:
+        vt, tmask = self.text_tokens(batch)
+        att = cross_attention(vt, tmask, self.image_tokens(batch))
+        maps = self.full_length({"t2i": att["t2i"]}, batch["text_mask"].shape[1])
+        return FusionOutput(self.drop(nn.functional.gelu(self.combine(att["u_t2i"]))), maps)

@@ -1,0 +1,191 @@
+"""Training from cached features: fit / predict for every model, early stopping, reproducibility, quantiles,
+and `sf train` end to end (run folder, checkpoints that rebuild the model, resume, fingerprint refusal)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+
+from sf.cache.reader import load_features, read_attrs
+from sf.data.contract import load_dataset
+from sf.errors import SfError
+from sf.forecast import models  # noqa: F401  (registers every model)
+from sf.forecast.base import MODELS, to_batch
+from sf.forecast.batching import decode_target
+from sf.forecast.config import TrainConfig, load_config
+from sf.forecast.inputs import build_inputs
+from sf.forecast.metrics import compute_metrics, hit_threshold
+from sf.forecast.runs import check_fingerprint, load_run, mean_curve, train_run
+from sf.forecast.splits import make_split
+from sf.forecast.train import fit, predict
+from tests.fakes import make_dataset, write_store
+
+FAST = TrainConfig(epochs=4, patience=2, seeds=1, batch_size=32, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory):
+    root, store = make_dataset(tmp_path_factory.mktemp("train") / "d", n=160, horizon=6)
+    inp = build_inputs(load_dataset(root), load_features(store))
+    split = make_split(inp, "time")
+    return root, store, inp, {k: inp.take(v) for k, v in split.items()}
+
+
+def test_sf_model_learns_what_drives_sales_and_beats_the_mean_curve(fake):
+    *_, parts = fake
+    tr, va = parts["train"], parts["val"]
+    fitted = fit("sf", tr, va, replace(FAST, epochs=25, patience=5), seed=0)
+    thr = hit_threshold(tr.y, tr.y_mask)
+    model = compute_metrics(va.y, predict(fitted, va), va.y_mask, thr)
+    baseline = compute_metrics(va.y, np.tile(mean_curve(tr), (len(va), 1)), va.y_mask, thr)
+    assert model["WAPE"] < 0.7 * baseline["WAPE"]
+    assert model["AUC"] > 0.8
+    losses = [h["val_loss"] for h in fitted.history]
+    assert fitted.best_epoch == int(np.argmin(losses)) + 1
+    assert len(fitted.history) <= min(25, fitted.best_epoch + 5)
+
+
+def test_same_seed_same_forecasts_other_seed_others(fake):
+    *_, parts = fake
+    a = predict(fit("sf", parts["train"], parts["val"], FAST, seed=3), parts["val"])
+    b = predict(fit("sf", parts["train"], parts["val"], FAST, seed=3), parts["val"])
+    c = predict(fit("sf", parts["train"], parts["val"], FAST, seed=4), parts["val"])
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_fits_and_predicts_units(name, fake):
+    *_, parts = fake
+    fitted = fit(name, parts["train"], parts["val"], replace(FAST, epochs=1), seed=0)
+    test = parts["test"]
+    yhat = predict(fitted, test)
+    assert yhat.shape == test.y.shape and (yhat >= 0).all() and np.isfinite(yhat).all()
+    # Units: the model's outputs on the reference batch format (sf.forecast.base.to_batch), decoded.
+    with torch.no_grad():
+        raw = fitted.model.eval()(to_batch(test, np.arange(len(test)), fitted.y_scale))[..., 0].numpy()
+    expected = np.clip(decode_target(raw, fitted.y_scale, fitted.target), 0, None)
+    np.testing.assert_allclose(yhat, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_scaled_target_also_learns(fake):
+    *_, parts = fake
+    fitted = fit("sf", parts["train"], parts["val"], replace(FAST, target="scaled", epochs=25, patience=5), seed=0)
+    va = parts["val"]
+    thr = hit_threshold(parts["train"].y, parts["train"].y_mask)
+    model = compute_metrics(va.y, predict(fitted, va), va.y_mask, thr)
+    baseline = compute_metrics(va.y, np.tile(mean_curve(parts["train"]), (len(va), 1)), va.y_mask, thr)
+    assert fitted.target == "scaled" and model["WAPE"] < 0.7 * baseline["WAPE"]
+
+
+def test_observed_weeks_sharpen_the_forecast(fake):
+    *_, parts = fake
+    # Without image and text (fusion none) a product's level can only come from its first weeks of sales.
+    cfg = replace(FAST, fusion="none", observe_max=4, epochs=20, patience=20, batch_size=8, hidden=16)
+    fitted = fit("sf", parts["train"], parts["val"], cfg, seed=0)
+    va = parts["val"]
+    err = [np.abs(predict(fitted, va, observed_steps=k) - va.y)[:, 4:].sum() for k in (0, 4)]
+    assert err[1] < 0.8 * err[0]  # the first 4 weeks given: better forecasts of the weeks after them
+
+
+def test_sf_model_returns_its_attention_maps(fake):
+    *_, parts = fake
+    fitted = fit("sf", parts["train"], parts["val"], replace(FAST, epochs=1), seed=0)
+    va = parts["val"]
+    with torch.no_grad():
+        out, att = fitted.model(to_batch(va, np.arange(4), fitted.y_scale), return_attention=True)
+    L, R = va.text_tokens.shape[1], va.image_grid.shape[1]
+    assert out.shape == (4, va.horizon, 1)
+    assert att["t2i"].shape == (4, L, R) and att["i2t"].shape == (4, R, L)
+
+
+def test_quantile_loss_gives_ordered_quantiles(fake):
+    *_, parts = fake
+    cfg = replace(FAST, loss="quantile", quantiles=(0.1, 0.5, 0.9), epochs=3)
+    fitted = fit("sf", parts["train"], parts["val"], cfg, seed=0)
+    yq = predict(fitted, parts["val"])
+    assert yq.shape == (*parts["val"].y.shape, 3)
+    assert (np.diff(yq, axis=-1) >= 0).all()
+    m = compute_metrics(parts["val"].y, yq, parts["val"].y_mask, 1.0, quantiles=cfg.quantiles)
+    assert {"pinball", "coverage"} <= set(m)
+
+
+def test_sf_train_end_to_end(fake, tmp_path, cli):
+    root, store, *_ = fake
+    args = ["train", "--features", store, "--data", root, "--seeds", "2", "--epochs", "3", "--hidden", "8"]
+    code, out, err = cli(*args, "--out", tmp_path / "a")
+    assert code == 0, err
+    assert "WAPE" in out and "mean curve" in out
+    run = tmp_path / "a"
+    metrics = json.loads((run / "metrics.json").read_text())
+    for split in ("val", "test"):
+        assert {"MAE", "RMSE", "R2", "AUC", "Accuracy", "WAPE", "WAPE_per_step"} <= set(metrics[split]["mean"])
+        assert len(metrics[split]["per_seed"]) == 2 and "WAPE" in metrics[split]["mean_curve"]
+        assert 0 <= metrics["split"][split]["no_image_share"] <= 1
+    for png in ("learning_curves.png", "forecasts_val.png", "totals.png"):
+        assert (run / png).stat().st_size > 1000
+    config = json.loads((run / "config.json").read_text())
+    assert config["hidden"] == 8 and config["store"]["fingerprint"] == read_attrs(store)["fingerprint"]
+
+    # Same seed, same data: the same metrics.
+    cfg = load_config(None, features=store, data=root, seeds=2, epochs=3, hidden=8, out=tmp_path / "b")
+    again = train_run(cfg, progress=False, make_plots=False).metrics
+    assert again["val"]["per_seed"] == metrics["val"]["per_seed"]
+    assert again["test"]["per_seed"] == metrics["test"]["per_seed"]
+
+    # The checkpoints alone rebuild the models and reproduce the saved forecasts.
+    pred = pl.read_parquet(run / "predictions.parquet")
+    assert set(pred.columns) >= {"product_id", "split", "step", "y", "yhat", "seed"}
+    n_eval = metrics["split"]["val"]["products"] + metrics["split"]["test"]["products"]
+    assert pred.height == n_eval * 6 * 2
+    loaded = load_run(run)
+    assert [m.seed for m in loaded.models] == [0, 1] and loaded.horizon == 6
+    inp = build_inputs(load_dataset(root), load_features(store), attribute_vocab=loaded.attribute_vocab)
+    val_ids = pred.filter((pl.col("split") == "val") & (pl.col("seed") == 1)).sort("product_id", "step")
+    rows = [inp.product_ids.index(p) for p in val_ids["product_id"].unique(maintain_order=True)]
+    np.testing.assert_allclose(predict(loaded.models[1], inp.take(rows)).reshape(-1), val_ids["yhat"].to_numpy(),
+                               rtol=1e-5, atol=1e-4)
+
+    # --resume reuses finished seeds instead of retraining them.
+    code, out, err = cli(*args, "--out", run, "--resume")
+    assert code == 0, err
+    assert "reused" in out
+    assert json.loads((run / "metrics.json").read_text())["val"]["per_seed"] == metrics["val"]["per_seed"]
+
+
+def test_another_store_is_refused_with_what_differs(fake, tmp_path, cli):
+    root, store, *_ = fake
+    cfg = load_config(None, features=store, data=root, seeds=1, epochs=1, out=tmp_path / "r")
+    train_run(cfg, progress=False, make_plots=False)
+    f = load_features(store)
+    other = write_store(tmp_path / "other.h5", f.keys, f.image_pooled.astype(np.float32),
+                        f.text_pooled.astype(np.float32), backbone="fake_resnet18")
+    code, _, err = cli("train", "--features", other, "--data", root, "--seeds", "1", "--epochs", "1",
+                       "--out", tmp_path / "r", "--resume")
+    assert code == 2
+    assert "backbone" in err and "fake_resnet18" in err
+    with pytest.raises(SfError, match="backbone"):
+        check_fingerprint(tmp_path / "r", read_attrs(other))
+    check_fingerprint(tmp_path / "r", read_attrs(store))  # the right store passes
+
+
+def test_config_file_flags_and_errors(tmp_path):
+    toml = tmp_path / "train.toml"
+    toml.write_text('fusion = "concat"\nhead = "lstm"\nquantiles = [0.1, 0.9]\nepochs = 7\n')
+    cfg = load_config(toml, epochs=9)
+    assert (cfg.fusion, cfg.head, cfg.quantiles, cfg.epochs) == ("concat", "lstm", (0.1, 0.9), 9)
+    toml.write_text('epochz = 3\n')
+    with pytest.raises(SfError, match="epochz"):
+        load_config(toml)
+    toml.write_text('epochs = "many"\n')
+    with pytest.raises(SfError, match="epochs"):
+        load_config(toml)
+    with pytest.raises(SfError, match="fusion"):
+        load_config(None, fusion="sideways").resolved()
+    with pytest.raises(SfError, match="quantiles"):
+        load_config(None, loss="quantile", quantiles=(0.9, 0.1)).resolved()
