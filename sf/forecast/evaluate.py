@@ -1,0 +1,217 @@
+"""`sf evaluate`: score a trained model on another dataset folder with sales (e.g. next season's products).
+
+Every metric of `sf train` (MAE, RMSE, R², AUC, Accuracy, pooled WAPE overall and per step, and pinball
+loss + interval coverage for quantile models), per seed with mean ± std, for the seed ensemble, and for
+the reference every model must beat: the mean sales curve of the model's own TRAINING products. The
+"hit" threshold is also the training products' (median total), so the scores mean what they meant in
+`sf train`. Both come from the run folder (metrics.json) or, for runs written before it kept them, are
+recomputed from the training data with the run's own split.
+
+With `--observed K` the first K weeks are given to the model as inputs and only the later steps are
+scored (short-observation forecasting).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from rich.table import Table
+
+from sf.data.atomic import atomic_write_text
+from sf.data.contract import load_dataset
+from sf.errors import SfError
+from sf.forecast import plots
+from sf.forecast.inputs import CALENDAR_FEATURES, Inputs, build_inputs
+from sf.forecast.metrics import aggregate, compute_metrics, hit_threshold, point_index
+from sf.forecast.new_products import Extract, load_new_dataset, resolve_features, run_folder, training_data
+from sf.forecast.predict import forecast, quantile_column, write_table
+from sf.forecast.runs import LoadedRun, load_run
+from sf.forecast.splits import make_split, resolve_kind
+
+ROWS = (("MAE", "{:.2f}"), ("RMSE", "{:.2f}"), ("R2", "{:.3f}"), ("AUC", "{:.3f}"), ("Accuracy", "{:.3f}"),
+        ("WAPE", "{:.1f}"), ("pinball", "{:.2f}"), ("coverage", "{:.3f}"))
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    model: Path  # run folder or checkpoint
+    data: Path  # dataset folder with the products' sales
+    out: Path | None = None  # default <run>/eval_<dataset name>/
+    store: Path | None = None  # feature store for the products; default <run>/features_new.h5
+    split: str | None = None  # score only products whose `split` column has this value
+    observed: int = 0  # weeks of sales given as inputs; only later steps are scored
+    device: str = "cpu"
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class TrainingReference:
+    mean_curve: np.ndarray  # (H,) units per step over the training products
+    hit_threshold: float  # median total horizon sales of the training products
+    source: str  # where they came from
+
+
+@dataclass
+class EvaluateResult:
+    out: Path
+    metrics: dict
+    inputs: Inputs
+    yhat: np.ndarray  # seed ensemble
+
+
+def _light_inputs(ds, horizon: int) -> Inputs:
+    """Inputs with the sales, release dates and split column only: all a split and a mean curve need."""
+    ids = ds.product_ids
+    n = len(ids)
+    _, y, mask = ds.sales_matrix(ids, horizon)
+    rel = dict(ds.products.select("product_id", "release_date").iter_rows())
+    split = None
+    if "split" in ds.products.columns:
+        smap = dict(ds.products.select("product_id", "split").iter_rows())
+        split = np.array([smap.get(p) for p in ids], dtype=object)
+    z = np.zeros
+    return Inputs(
+        product_ids=ids, horizon=horizon, image_grid=z((n, 1, 1), np.float16), image_pooled=z((n, 1), np.float16),
+        has_image=z(n, bool), text_tokens=z((n, 1, 1), np.float16), text_mask=z((n, 1), bool),
+        text_pooled=z((n, 1), np.float16), has_text=z(n, bool), exog=z((n, horizon, 0), np.float32), exog_names=[],
+        calendar=z((n, horizon, len(CALENDAR_FEATURES)), np.float32), attributes=z((n, 0), np.int64),
+        attribute_names=[], attribute_vocab={},
+        release=np.array([rel.get(p) or np.datetime64("NaT") for p in ids], dtype="datetime64[D]"),
+        y=y, y_mask=mask, split=split,
+    )
+
+
+def training_reference(run: LoadedRun) -> TrainingReference:
+    """The training products' mean curve and hit threshold, as `sf train` computed them."""
+    folder = run_folder(run)
+    saved = {}
+    if (folder / "metrics.json").is_file():
+        saved = json.loads((folder / "metrics.json").read_text())
+    curve = saved.get("train_mean_curve")
+    if curve is not None and "hit_threshold" in saved:
+        return TrainingReference(np.asarray(curve, np.float64), float(saved["hit_threshold"]), f"{folder / 'metrics.json'}")
+    data = training_data(run)
+    if data is None:
+        raise SfError(f"{folder}: the run keeps no training mean curve and its training data "
+                      f"({run.config.data}) is not at hand; the baseline needs one of them")
+    cfg = run.config
+    inp = _light_inputs(load_dataset(data), run.horizon)
+    kind = saved.get("split", {}).get("kind") or resolve_kind(inp, cfg.split)
+    train = inp.take(make_split(inp, kind, seed=cfg.split_seed, fractions=cfg.fractions)["train"])
+    n = train.y_mask.sum(0)
+    curve = np.divide(np.where(train.y_mask, train.y, 0).sum(0), n, out=np.zeros(run.horizon), where=n > 0)
+    thr = float(saved["hit_threshold"]) if "hit_threshold" in saved else hit_threshold(train.y, train.y_mask)
+    return TrainingReference(curve, thr, f"recomputed from {data} ({kind} split, {len(train)} training products)")
+
+
+def evaluate_run(cfg: EvaluateConfig, extract: Extract | None = None, console=None,
+                 run: LoadedRun | None = None) -> EvaluateResult:
+    """The whole `sf evaluate`: features, forecasts per seed, every metric beside the training mean curve."""
+    run = run or load_run(cfg.model, cfg.device)
+    if cfg.observed < 0 or cfg.observed >= run.horizon:
+        raise SfError(f"--observed must be between 0 and {run.horizon - 1}, got {cfg.observed}")
+    if cfg.observed > run.config.observe_max:
+        raise SfError(f"--observed {cfg.observed}: the model was trained with at most {run.config.observe_max} "
+                      f"observed week(s) (sf train --observe-max)")
+    ds, notes = load_new_dataset(cfg.data, run, require_sales=True)
+    if cfg.split is not None:
+        if "split" not in ds.products.columns:
+            raise SfError(f"--split {cfg.split}: {cfg.data} has no split column")
+        ds.products = ds.products.filter(pl.col("split") == cfg.split)
+    with_sales = set(ds.sales["product_id"].unique().to_list())
+    ds.products = ds.products.filter(pl.col("product_id").is_in(list(with_sales)))
+    if ds.products.height == 0:
+        raise SfError(f"{cfg.data}: no products with sales" + (f" in split {cfg.split!r}" if cfg.split else ""))
+    ref = training_reference(run)
+    feats = resolve_features(run, ds, cfg.store, extract, console)
+    inp = build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab)
+    k = cfg.observed
+    scored = inp.y_mask.copy()
+    scored[:, :k] = False
+    given = np.full(len(inp), k)
+    q = tuple(run.quantiles)
+    per_seed = [forecast(_one(run, m), inp, given) for m in run.models]
+    ensemble = np.mean(per_seed, axis=0)
+    scores = [compute_metrics(inp.y, p, scored, ref.hit_threshold, q or None) for p in per_seed]
+    agg = aggregate(scores)
+    baseline = np.tile(ref.mean_curve, (len(inp), 1))
+    metrics = {
+        "model": str(run_folder(run)), "data": str(cfg.data), "store": str(feats.path), "config": cfg.to_dict(),
+        "seeds": [m.seed for m in run.models], "quantiles": list(q), "horizon": run.horizon,
+        "observed_weeks_given": k, "products": len(inp),
+        "no_image_share": float(1 - inp.has_image.mean()), "no_text_share": float(1 - inp.has_text.mean()),
+        "hit_threshold": ref.hit_threshold, "reference": ref.source,
+        "mean": {m: v["mean"] for m, v in agg.items()}, "std": {m: v["std"] for m, v in agg.items()},
+        "per_seed": scores,
+        "ensemble": compute_metrics(inp.y, ensemble, scored, ref.hit_threshold, q or None),
+        "mean_curve": compute_metrics(inp.y, baseline, scored, ref.hit_threshold),
+        "notes": notes,
+    }
+    out = Path(cfg.out) if cfg.out is not None else run_folder(run) / f"eval_{ds.meta.name}"
+    _write(out, metrics, inp, ensemble, per_seed, run, ref, q)
+    return EvaluateResult(out=out, metrics=metrics, inputs=inp, yhat=ensemble)
+
+
+def _one(run: LoadedRun, model) -> LoadedRun:
+    """A view of `run` with a single seed's model, so per-seed forecasts share the grouping logic."""
+    return replace(run, models=[model])
+
+
+def _write(out: Path, metrics: dict, inp: Inputs, ensemble: np.ndarray, per_seed: list, run: LoadedRun,
+           ref: TrainingReference, q: tuple) -> None:
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
+    frames = [_frame(inp, p, seed, q) for seed, p in [(-1, ensemble), *zip(metrics["seeds"], per_seed)]]
+    write_table(pl.concat(frames), out / "predictions.parquet")
+    point = ensemble[..., point_index(q)] if ensemble.ndim == 3 else ensemble
+    plots.forecast_grid(inp.product_ids, inp.y, inp.y_mask, point, ref.mean_curve, out / "forecasts.png",
+                        title=f"{Path(metrics['data']).name}: forecast (mean of {len(per_seed)} seeds) vs actual",
+                        band=ensemble if ensemble.ndim == 3 else None)
+    totals = (np.where(inp.y_mask, inp.y, 0).sum(1), np.where(inp.y_mask, point, 0).sum(1))
+    plots.totals_scatter({Path(metrics["data"]).name: totals}, out / "totals.png")
+
+
+def _frame(inp: Inputs, yhat: np.ndarray, seed: int, q: tuple) -> pl.DataFrame:
+    n, h = inp.y.shape
+    point = yhat[..., point_index(q)] if yhat.ndim == 3 else yhat
+    cols = {
+        "product_id": np.repeat(np.asarray(inp.product_ids, dtype=object), h),
+        "step": np.tile(np.arange(h, dtype=np.int32), n),
+        "y": pl.Series(np.where(inp.y_mask, inp.y, np.nan).reshape(-1), dtype=pl.Float32).fill_nan(None),
+        "yhat": point.reshape(-1).astype(np.float32),
+        "seed": np.full(n * h, seed, dtype=np.int32),  # -1: the seed ensemble
+    }
+    if yhat.ndim == 3:
+        for j, qq in enumerate(q):
+            cols[quantile_column(qq)] = yhat[..., j].reshape(-1).astype(np.float32)
+    return pl.DataFrame(cols)
+
+
+def _cell(fmt: str, value, std=None) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return fmt.format(value) + ("" if std is None else f" ± {fmt.format(std)}")
+
+
+def evaluate_table(metrics: dict) -> Table:
+    """Metric rows; the model (mean ± std over seeds), its seed ensemble, and the training mean curve."""
+    n = len(metrics["seeds"])
+    table = Table(title=f"{Path(metrics['model']).name} on {Path(metrics['data']).name}: {metrics['products']} "
+                        f"products, {n} seed(s), units")
+    for c, style in (("metric", None), ("model", None), ("ensemble", None), ("mean curve (train)", "dim")):
+        table.add_column(c, justify="left" if c == "metric" else "right", style=style)
+    for key, fmt in ROWS:
+        if key not in metrics["mean"]:
+            continue
+        table.add_row(key + (" (pooled)" if key == "WAPE" else ""), _cell(fmt, metrics["mean"][key], metrics["std"][key]),
+                      _cell(fmt, metrics["ensemble"].get(key)), _cell(fmt, metrics["mean_curve"].get(key)))
+    steps = metrics["ensemble"]["WAPE_per_step"]
+    table.caption = ("WAPE per step (ensemble): " + " ".join(_cell("{:.0f}", w) for w in steps)
+                     + f"\nhit = total > {metrics['hit_threshold']:.1f} units (training median); "
+                     f"{100 * metrics['no_image_share']:.0f}% without image")
+    return table

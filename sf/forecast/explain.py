@@ -1,0 +1,299 @@
+"""`sf explain`: why the model forecasts what it does for one product, as one PNG (+ the numbers as JSON).
+
+    image regions  α^{T→I} averaged over the description's real words: how much attention each region of
+                   the backbone's grid (7×7 for a ResNet at 224) receives; drawn over the image exactly as
+                   the store's preprocessing framed it (padded or cropped square)
+    words          α^{I→T} averaged over the regions: how much attention each word receives (the strings
+                   come from re-tokenising the description with the store's text encoder)
+    forecast       the seed-averaged curve with its outer quantile band, the actual sales when known, and
+                   the training mean curve for reference
+    analogs        the training products closest to this one in the model's fused representation F
+                   (cosine similarity averaged over the seeds), with their real sales curves — what the
+                   model "thinks" this product resembles. Models or fusion variants without F fall back
+                   to the store's pooled image ⊕ text vectors.
+
+Attention maps are averaged over the run's seeds. Variants without one direction (t2i, i2t, concat, ...)
+show what they have and say what they lack.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import polars as pl
+import torch
+
+from sf.cache.reader import Features, load_features
+from sf.data.atomic import atomic_write_text
+from sf.data.contract import Dataset, load_dataset
+from sf.errors import SfError
+from sf.forecast.batching import TensorInputs
+from sf.forecast.explain_figure import draw
+from sf.forecast.inputs import Inputs, build_inputs
+from sf.forecast.metrics import point_index
+from sf.forecast.new_products import (Extract, load_new_dataset, resolve_features, run_folder, training_data,
+                                      training_store)
+from sf.forecast.runs import LoadedRun, check_fingerprint, load_run, mean_curve
+
+# (descriptions, store attributes) -> per description, the string of each stored token ("" = special token)
+WordsFor = Callable[[list[str], dict], list[list[str]]]
+BATCH = 512
+
+
+@dataclass(frozen=True)
+class ExplainConfig:
+    model: Path
+    product: str
+    data: Path | None = None  # folder holding the product; default: the model's training data
+    store: Path | None = None  # its features; default: the training store, or <run>/features_new.h5 with --data
+    out: Path | None = None  # PNG; default <run>/explain/<product>.png
+    analogs: int = 5
+    top_words: int = 8
+    device: str = "cpu"
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class Analog:
+    product_id: str
+    similarity: float
+    y: np.ndarray  # (H,) units, 0 where not observed
+    mask: np.ndarray  # (H,) bool
+    image: Path | None
+
+
+@dataclass
+class Explanation:
+    product_id: str
+    text: str
+    image: Path | None
+    has_image: bool
+    has_text: bool
+    regions: np.ndarray | None  # (grid_h, grid_w) share of attention per region (sums to 1)
+    words: list[tuple[str, float]]  # most attended first: (token, share of attention)
+    forecast: np.ndarray  # (H,) point forecast, units
+    band: np.ndarray | None  # (H, 2) lowest / highest quantile
+    quantiles: tuple[float, ...]
+    actual: np.ndarray | None  # (H,) units where known
+    actual_mask: np.ndarray | None
+    reference: np.ndarray | None  # (H,) training mean curve
+    analogs: list[Analog]
+    similarity: str  # what the analogs' similarity is measured on
+    png: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        def arr(a):
+            return None if a is None else np.asarray(a, np.float64).round(6).tolist()
+
+        return {
+            "product_id": self.product_id, "text": self.text, "image": str(self.image) if self.image else None,
+            "has_image": self.has_image, "has_text": self.has_text, "region_attention": arr(self.regions),
+            "words": [[w, round(float(s), 6)] for w, s in self.words], "forecast": arr(self.forecast),
+            "band": arr(self.band), "quantiles": list(self.quantiles),
+            "actual": arr(np.where(self.actual_mask, self.actual, np.nan)) if self.actual is not None else None,
+            "training_mean_curve": arr(self.reference), "similarity": self.similarity,
+            "analogs": [{"product_id": a.product_id, "similarity": round(a.similarity, 6),
+                         "sales": arr(np.where(a.mask, a.y, np.nan))} for a in self.analogs],
+            "notes": self.notes,
+        }
+
+
+# ---------------------------------------------------------------- the model's view of products
+
+
+def _fusion(model):
+    from sf.fusion.base import Fusion
+
+    f = getattr(model, "fusion", None)
+    return f if isinstance(f, Fusion) else None
+
+
+@torch.no_grad()
+def fused_and_attention(run: LoadedRun, inp: Inputs) -> tuple[list[np.ndarray], list[dict[str, np.ndarray]]]:
+    """Per seed: F (N, d) and the attention maps {"t2i": (N, L, R), "i2t": (N, R, L)} the variant has."""
+    fused, attention = [], []
+    for m in run.models:
+        fusion = _fusion(m.model)
+        if fusion is None:
+            return [], []
+        device = next(m.model.parameters()).device
+        data = TensorInputs(inp, m.y_scale, device, fusion.reads)
+        fs, att = [], {}
+        fusion.eval()
+        for idx in torch.arange(len(inp)).split(BATCH):
+            out = fusion(data.batch(idx))
+            fs.append(out.fused.float().cpu().numpy())
+            for k, v in out.attention.items():
+                att.setdefault(k, []).append(v.float().cpu().numpy())
+        fused.append(np.concatenate(fs))
+        attention.append({k: np.concatenate(v) for k, v in att.items()})
+    return fused, attention
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, np.float64)
+    return a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
+
+
+def pooled_vectors(inp: Inputs) -> np.ndarray:
+    """Store features as one vector per product: unit image pooled ⊕ unit text pooled (zeros when absent)."""
+    return np.concatenate([_unit(inp.image_pooled) * inp.has_image[:, None],
+                           _unit(inp.text_pooled) * inp.has_text[:, None]], axis=1)
+
+
+def nearest(query: list[np.ndarray], pool: list[np.ndarray], k: int, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and cosine similarities (averaged over the spaces given, e.g. seeds) of the `k` most similar."""
+    sims = np.mean([_unit(p) @ _unit(np.ravel(q)) for q, p in zip(query, pool)], axis=0)
+    sims = np.where(exclude, -np.inf, sims)
+    order = np.argsort(-sims, kind="stable")[:k]
+    order = order[np.isfinite(sims[order])]
+    return order, sims[order]
+
+
+def region_weights(t2i: np.ndarray, mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """(L, R) word-over-region attention of one product -> (grid_h, grid_w) mean over its real words."""
+    words = t2i[mask] if mask.any() else t2i[:1]
+    w = words.mean(axis=0)
+    return (w / max(w.sum(), 1e-12)).reshape(grid)
+
+
+def word_weights(i2t: np.ndarray, mask: np.ndarray, tokens: list[str]) -> list[tuple[str, float]]:
+    """(R, L) region-over-word attention of one product -> words ranked by their share of the attention
+    (repeats summed). Special tokens ("") and punctuation keep their share but are not listed."""
+    w = i2t.mean(axis=0)
+    total = float(w[mask[: len(w)]].sum()) or 1.0
+    share: dict[str, float] = {}
+    for i, tok in enumerate(tokens[: len(w)]):
+        if mask[i] and any(c.isalnum() for c in tok):
+            share[tok] = share.get(tok, 0.0) + float(w[i])
+    return sorted(((t, s / total) for t, s in share.items()), key=lambda x: -x[1])
+
+
+# ---------------------------------------------------------------- assembling one explanation
+
+
+def _one_product(ds: Dataset, product: str) -> Dataset:
+    if product not in set(ds.product_ids):
+        raise SfError(f"product {product!r} is not in {ds.root} (products table); check the id or pass --data DIR")
+    return replace(ds, products=ds.products.filter(pl.col("product_id") == product))
+
+
+def _training_side(run: LoadedRun, notes: list[str]) -> tuple[Dataset | None, Features | None, Inputs | None]:
+    data, store = training_data(run), training_store(run)
+    if data is None or store is None:
+        notes.append(f"training data or store not at hand ({run.config.data}, {run.config.features}): no analogs")
+        return None, None, None
+    feats = load_features(store)
+    check_fingerprint(run, feats.attrs)
+    ds = load_dataset(data)
+    return ds, feats, build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab)
+
+
+def explain_product(cfg: ExplainConfig, extract: Extract | None = None, words_for: WordsFor | None = None,
+                    console=None, run: LoadedRun | None = None) -> Explanation:
+    """Attention, forecast and analogs of `cfg.product`; writes the PNG and its JSON."""
+    run = run or load_run(cfg.model, cfg.device)
+    notes: list[str] = []
+    train_ds, train_feats, train_inp = _training_side(run, notes)
+
+    if cfg.data is not None:
+        ds, more = load_new_dataset(cfg.data, run)
+        notes += more
+        ds = _one_product(ds, cfg.product)
+        feats = resolve_features(run, ds, cfg.store, extract, console)
+    else:
+        if train_ds is None:
+            raise SfError(f"{run_folder(run)}: the training data is not at hand; pass --data DIR (and --store)")
+        ds = _one_product(train_ds, cfg.product)
+        if cfg.store is not None:
+            feats = load_features(cfg.store)
+            check_fingerprint(run, feats.attrs)
+        else:
+            feats = train_feats
+    inp = build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab)
+    text = ds.products["text"][0] or ""
+    image = ds.image_paths()[cfg.product]
+    has_image, has_text = bool(inp.has_image[0]), bool(inp.has_text[0])
+
+    yhat = run.predict(inp)[0]
+    q = tuple(run.quantiles)
+    point = yhat[:, point_index(q)] if yhat.ndim == 2 else yhat
+    band = np.stack([yhat[:, 0], yhat[:, -1]], axis=1) if yhat.ndim == 2 else None
+
+    fused, attention = fused_and_attention(run, inp)
+    grid = (int(run.store.get("grid_h", 0) or 0), int(run.store.get("grid_w", 0) or 0))
+    regions, words = None, []
+    if not attention:
+        notes.append(f"model {run.models[0].model_name!r} has no fusion attention to show")
+    else:
+        t2i = np.mean([a["t2i"][0] for a in attention], axis=0) if "t2i" in attention[0] else None
+        i2t = np.mean([a["i2t"][0] for a in attention], axis=0) if "i2t" in attention[0] else None
+        if t2i is None and i2t is None:
+            notes.append(f"fusion {run.config.fusion!r} has no attention maps (no image↔text attention)")
+        if t2i is not None and has_image and grid[0] * grid[1] == t2i.shape[-1] > 1:
+            regions = region_weights(t2i, inp.text_mask[0], grid)
+        elif not has_image:
+            notes.append("the product has no image: the model used its learned 'missing image' embedding")
+        if i2t is not None and has_text:
+            tokens = _tokens(text, feats.attrs, words_for, inp.text_mask.shape[1], notes)
+            words = word_weights(i2t, inp.text_mask[0], tokens)[: cfg.top_words]
+        elif not has_text:
+            notes.append("the product has no description: the model used its learned 'missing text' embedding")
+
+    analogs, similarity = [], "none"
+    if train_inp is not None and cfg.analogs > 0:
+        exclude = np.array([p == cfg.product for p in train_inp.product_ids]) | ~train_inp.y_mask.any(axis=1)
+        uses = run.config.fusion not in ("none",)
+        if fused and uses:
+            train_fused, _ = fused_and_attention(run, train_inp)
+            idx, sims = nearest(fused, train_fused, cfg.analogs, exclude)
+            similarity = f"cosine similarity of the model's fused vector F (mean over {len(fused)} seed(s))"
+        else:
+            idx, sims = nearest([pooled_vectors(inp)[0]], [pooled_vectors(train_inp)], cfg.analogs, exclude)
+            similarity = "cosine similarity of the store's pooled image ⊕ text vectors"
+        paths = train_ds.image_paths()
+        analogs = [Analog(train_inp.product_ids[i], float(s), train_inp.y[i], train_inp.y_mask[i],
+                          paths.get(train_inp.product_ids[i])) for i, s in zip(idx, sims)]
+
+    known = inp.y_mask[0].any()
+    exp = Explanation(
+        product_id=cfg.product, text=text, image=image, has_image=has_image, has_text=has_text, regions=regions,
+        words=words, forecast=point, band=band, quantiles=q, actual=inp.y[0] if known else None,
+        actual_mask=inp.y_mask[0] if known else None,
+        reference=mean_curve(train_inp) if train_inp is not None else None, analogs=analogs, similarity=similarity,
+        notes=notes,
+    )
+    out = Path(cfg.out) if cfg.out is not None else run_folder(run) / "explain" / f"{_safe(cfg.product)}.png"
+    exp.png = draw(exp, out, _preprocessing(feats.attrs), title=f"{cfg.product} — {run_folder(run).name}")
+    atomic_write_text(out.with_suffix(".json"), json.dumps({"config": cfg.to_dict(), **exp.to_json()}, indent=2))
+    return exp
+
+
+def _tokens(text: str, attrs: dict, words_for: WordsFor | None, length: int, notes: list[str]) -> list[str]:
+    if words_for is not None:
+        try:
+            return words_for([text], attrs)[0]
+        except SfError as e:
+            notes.append(f"cannot re-tokenise the description ({e}); words are shown by position")
+    else:
+        notes.append("no tokenizer wired in: words are shown by position")
+    return [f"#{i + 1}" for i in range(length)]
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "product"
+
+
+def _preprocessing(attrs: dict) -> dict:
+    try:
+        prep = json.loads(attrs.get("preprocessing") or "{}")
+    except (TypeError, json.JSONDecodeError):
+        return {}
+    return prep.get("image", prep) if isinstance(prep, dict) else {}

@@ -1,0 +1,212 @@
+"""`sf predict`: sales forecasts for products the model has never seen.
+
+    new folder (products + images, sales optional) ──▶ features from the model's own extractor
+        (incrementally into <run>/features_new.h5 or --store) ──▶ every seed's model, averaged ──▶
+    one row per product and step: product_id, step, date, yhat [, p10, p50, p90], observed
+
+Short-observation forecasting: where a product's first k weeks of sales are given, they are fed to
+the model as inputs, up to the k it was trained to use (`sf train --observe-max K`); a model trained
+without observed weeks ignores them, and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from rich.table import Table
+
+from sf.data.atomic import atomic_write_text
+from sf.errors import SfError
+from sf.forecast.inputs import Inputs, build_inputs
+from sf.forecast.metrics import point_index
+from sf.forecast.new_products import Extract, load_new_dataset, resolve_features, run_folder
+from sf.forecast.runs import LoadedRun, load_run
+
+PERIOD_OFFSET = {"day": "d", "week": "w", "month": "mo"}  # polars offset units
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    model: Path  # run folder (every seed's checkpoint) or one checkpoint file
+    data: Path  # dataset folder of the new products
+    out: Path | None = None  # .parquet or .csv; default <run>/forecasts_<dataset name>.parquet
+    store: Path | None = None  # feature store of the new products; default <run>/features_new.h5
+    observed: int | None = None  # most leading weeks of given sales to use; None: as many as the model can
+    device: str = "cpu"
+
+    def to_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class PredictResult:
+    out: Path
+    store: Path
+    forecasts: pl.DataFrame
+    inputs: Inputs
+    yhat: np.ndarray  # (N, H) or (N, H, Q) units
+    quantiles: tuple[float, ...]
+    observed: np.ndarray  # (N,) weeks of sales given to the model per product
+    notes: list[str] = field(default_factory=list)
+
+
+def quantile_column(q: float) -> str:
+    """0.1 -> 'p10', 0.025 -> 'p2.5': the names planners use."""
+    return f"p{round(q * 100, 6):g}"
+
+
+def leading_observed(y_mask: np.ndarray) -> np.ndarray:
+    """Per product, how many steps from step 0 on are observed without a gap."""
+    gaps = ~y_mask
+    return np.where(gaps.any(axis=1), gaps.argmax(axis=1), y_mask.shape[1]).astype(np.int64)
+
+
+def observed_weeks(run: LoadedRun, inp: Inputs, limit: int | None, notes: list[str]) -> np.ndarray:
+    """Weeks of given sales to feed per product: leading observed steps, capped by the model and `limit`."""
+    given = leading_observed(inp.y_mask)
+    trained = int(run.config.observe_max)
+    cap = trained if limit is None else min(trained, limit)
+    if given.any() and cap < given.max():
+        why = (f"the model was trained with up to {trained} observed week(s) (sf train --observe-max)"
+               if limit is None or limit > trained else f"--observed {limit}")
+        notes.append(f"{int((given > cap).sum())} product(s) have more weeks of sales than used: {why}")
+    return np.minimum(given, cap)
+
+
+def forecast(run: LoadedRun, inp: Inputs, observed: np.ndarray) -> np.ndarray:
+    """Seed-averaged forecasts in units; products are grouped by how many weeks they reveal."""
+    shape = (len(inp), inp.horizon) + ((len(run.quantiles),) if run.loss == "quantile" else ())
+    out = np.zeros(shape, np.float32)
+    for k in np.unique(observed):
+        rows = np.flatnonzero(observed == k)
+        out[rows] = run.predict(inp.take(rows), observed_steps=int(k))
+    return out
+
+
+def forecast_frame(inp: Inputs, yhat: np.ndarray, quantiles: tuple[float, ...], observed: np.ndarray,
+                   period: str) -> pl.DataFrame:
+    """Long table: product_id, step, date, yhat, [p..], observed (units given as input, else null)."""
+    n, h = len(inp), inp.horizon
+    point = yhat[..., point_index(quantiles)] if yhat.ndim == 3 else yhat
+    given = np.arange(h)[None, :] < observed[:, None]
+    cols = {
+        "product_id": np.repeat(np.asarray(inp.product_ids, dtype=object), h),
+        "step": np.tile(np.arange(h, dtype=np.int64), n),
+        "release_date": np.repeat(inp.release, h),
+        "yhat": point.reshape(-1).astype(np.float32),
+    }
+    qcols = [quantile_column(q) for q in quantiles] if yhat.ndim == 3 else []
+    for j, name in enumerate(qcols):
+        cols[name] = yhat[..., j].reshape(-1).astype(np.float32)
+    cols["observed"] = pl.Series(np.where(given, inp.y, np.nan).reshape(-1), dtype=pl.Float32).fill_nan(None)
+    df = pl.DataFrame(cols).with_columns(pl.col("release_date").cast(pl.Date))
+    date = pl.col("release_date").dt.offset_by(pl.format("{}" + PERIOD_OFFSET[period], pl.col("step")))
+    return df.with_columns(date.alias("date")).select("product_id", "step", "date", "yhat", *qcols, "observed")
+
+
+def write_table(df: pl.DataFrame, path: Path) -> Path:
+    if path.suffix.lower() not in (".parquet", ".csv"):
+        raise SfError(f"--out {path}: use a .parquet or .csv file name")
+    write = df.write_csv if path.suffix.lower() == ".csv" else df.write_parquet
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def predict_new(cfg: PredictConfig, extract: Extract | None = None, console=None,
+                run: LoadedRun | None = None) -> PredictResult:
+    """The whole `sf predict`; `extract` (wired by the CLI from sf.extract) makes missing features."""
+    run = run or load_run(cfg.model, cfg.device)
+    ds, notes = load_new_dataset(cfg.data, run)
+    if ds.products.height == 0:
+        raise SfError(f"{cfg.data}: the products table has no rows")
+    feats = resolve_features(run, ds, cfg.store, extract, console)
+    inp = build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab)
+    observed = observed_weeks(run, inp, cfg.observed, notes)
+    yhat = forecast(run, inp, observed)
+    frame = forecast_frame(inp, yhat, run.quantiles, observed, ds.meta.period)
+    out = Path(cfg.out) if cfg.out is not None else run_folder(run) / f"forecasts_{ds.meta.name}.parquet"
+    write_table(frame, out)
+    _write_sidecar(out, cfg, run, feats.path, inp, observed, notes)
+    plot_forecasts(inp, yhat, run.quantiles, observed, out.with_suffix(".png"), title=f"{ds.meta.name}: forecasts")
+    return PredictResult(out=out, store=feats.path, forecasts=frame, inputs=inp, yhat=yhat, quantiles=run.quantiles,
+                         observed=observed, notes=notes)
+
+
+def _write_sidecar(out: Path, cfg: PredictConfig, run: LoadedRun, store: Path, inp: Inputs, observed: np.ndarray,
+                   notes: list[str]) -> None:
+    """The resolved settings beside the forecasts: what made them, from which features."""
+    meta = {
+        "config": cfg.to_dict(), "run": str(run_folder(run)), "model": run.models[0].model_name,
+        "seeds": [m.seed for m in run.models], "loss": run.loss, "quantiles": list(run.quantiles),
+        "horizon": run.horizon, "store": str(store), "store_fingerprint": run.store.get("fingerprint"),
+        "products": len(inp), "without_image": int((~inp.has_image).sum()),
+        "without_text": int((~inp.has_text).sum()), "observed_weeks": np.bincount(observed).tolist(), "notes": notes,
+    }
+    atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=2))
+
+
+def plot_forecasts(inp: Inputs, yhat: np.ndarray, quantiles, observed: np.ndarray, path: Path, title: str,
+                   n: int = 12) -> Path:
+    """Forecast curves (with the quantile band) for up to `n` products, spread over forecast volume."""
+    from sf.forecast import plots
+
+    plt = plots.plt
+    point = yhat[..., point_index(quantiles)] if yhat.ndim == 3 else yhat
+    order = np.argsort(point.sum(1))
+    pick = order[np.linspace(0, len(order) - 1, min(n, len(order))).round().astype(int)]
+    cols = 4
+    rows = max(1, int(np.ceil(len(pick) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    steps = np.arange(inp.horizon)
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for ax, i in zip(axes.flat, pick):
+        ax.set_visible(True)
+        if yhat.ndim == 3:
+            ax.fill_between(steps, yhat[i, :, 0], yhat[i, :, -1], color="C1", alpha=0.2, lw=0,
+                            label=f"{quantile_column(quantiles[0])}–{quantile_column(quantiles[-1])}")
+        ax.plot(steps, point[i], "C1-", label="forecast")
+        k = int(observed[i])
+        if k:
+            ax.plot(steps[:k], inp.y[i, :k], "k.-", label="given sales")
+        tags = [t for t, has in (("no image", inp.has_image[i]), ("no text", inp.has_text[i])) if not has]
+        ax.set_title(f"{inp.product_ids[i]}" + (f" ({', '.join(tags)})" if tags else ""), fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return plots.save(fig, path)
+
+
+def summary_table(result: PredictResult, rows: int = 10) -> Table:
+    """The first products' total forecast over the horizon (and its quantile range)."""
+    q = result.quantiles
+    inp = result.inputs
+    table = Table(title=f"forecasts for {len(inp)} new product(s), {inp.horizon} steps, units")
+    for c in ("product", "image", "text", "weeks given", "total forecast"):
+        table.add_column(c, justify="right" if c != "product" else "left")
+    if result.yhat.ndim == 3:
+        table.add_column(f"Σ {quantile_column(q[0])} .. Σ {quantile_column(q[-1])}", justify="right")
+    point = result.yhat[..., point_index(q)] if result.yhat.ndim == 3 else result.yhat
+    for i in range(min(rows, len(inp))):
+        cells = [inp.product_ids[i], "yes" if inp.has_image[i] else "–", "yes" if inp.has_text[i] else "–",
+                 str(int(result.observed[i])), f"{point[i].sum():,.0f}"]
+        if result.yhat.ndim == 3:
+            cells.append(f"{result.yhat[i, :, 0].sum():,.0f} .. {result.yhat[i, :, -1].sum():,.0f}")
+        table.add_row(*cells)
+    if len(inp) > rows:
+        table.caption = f"... and {len(inp) - rows} more in the file"
+    return table

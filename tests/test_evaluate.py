@@ -1,0 +1,106 @@
+"""`sf evaluate`: every metric of `sf train` on another dataset, beside the training mean curve."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import polars as pl
+import pytest
+
+from sf.data.contract import load_dataset
+from sf.errors import SfError
+from sf.forecast.config import TrainConfig
+from sf.forecast.evaluate import EvaluateConfig, evaluate_run, training_reference
+from sf.forecast.metrics import compute_metrics
+from sf.forecast.runs import load_run, train_run
+from tests.fakes import make_dataset
+
+H = 6
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    base = tmp_path_factory.mktemp("evaluate")
+    root, store = make_dataset(base / "train", n=90, horizon=H)
+    cfg = TrainConfig(features=store, data=root, out=base / "run", epochs=3, seeds=2, hidden=8, patience=3,
+                      loss="quantile", quantiles=(0.1, 0.5, 0.9))
+    result = train_run(cfg, progress=False)
+    train_idx = result.split["train"]
+    _, y, m = load_dataset(root).sales_matrix(horizon=H)
+    y, m = y[train_idx], m[train_idx]
+    curve = np.where(m, y, 0).sum(0) / m.sum(0)
+    total = np.where(m, y, 0).sum(1)
+    # next season: other products (other features, other sales), with their own store
+    nxt, nxt_store = make_dataset(base / "next", n=40, horizon=H, seed=1)
+    return base / "run", curve, float(np.median(total)), nxt, nxt_store
+
+
+def test_metrics_beside_training_mean_curve(setup, tmp_path):
+    run, curve, thr, nxt, nxt_store = setup
+    res = evaluate_run(EvaluateConfig(model=run, data=nxt, store=nxt_store, out=tmp_path / "ev"))
+    m = res.metrics
+    for key in ("MAE", "RMSE", "R2", "AUC", "Accuracy", "WAPE", "pinball", "coverage"):
+        assert np.isfinite(m["mean"][key]) and np.isfinite(m["ensemble"][key]), key
+        assert key in m["std"]
+    assert len(m["per_seed"]) == 2 and len(m["ensemble"]["WAPE_per_step"]) == H
+    # the baseline is the TRAINING products' mean curve, scored with the training hit threshold
+    _, y, mask = load_dataset(nxt).sales_matrix(horizon=H)
+    expected = compute_metrics(y, np.tile(curve, (len(y), 1)), mask, thr)
+    for key in ("MAE", "RMSE", "R2", "WAPE", "Accuracy"):
+        assert m["mean_curve"][key] == pytest.approx(expected[key], rel=1e-6)
+    assert m["hit_threshold"] == pytest.approx(thr, rel=1e-6)
+    # the ensemble's numbers are those of the saved predictions
+    pred = pl.read_parquet(tmp_path / "ev" / "predictions.parquet")
+    assert set(pred["seed"].unique()) == {-1, 0, 1}
+    ens = pred.filter(pl.col("seed") == -1).sort("product_id", "step")
+    mae = (ens["yhat"] - ens["y"]).abs().mean()
+    assert mae == pytest.approx(m["ensemble"]["MAE"], rel=1e-4)
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["products"] == 40
+    for png in ("forecasts.png", "totals.png"):
+        assert (tmp_path / "ev" / png).stat().st_size > 1000
+
+
+def test_reference_recomputed_when_the_run_does_not_keep_it(setup, tmp_path):
+    run, curve, thr, *_ = setup
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    (copy / "metrics.json").unlink()
+    ref = training_reference(load_run(copy))
+    np.testing.assert_allclose(ref.mean_curve, curve, rtol=1e-6)
+    assert ref.hit_threshold == pytest.approx(thr, rel=1e-6)
+    assert "recomputed" in ref.source
+
+
+def test_observed_weeks_beyond_training_refused(setup):
+    run, _, _, nxt, nxt_store = setup
+    with pytest.raises(SfError, match="observe-max"):
+        evaluate_run(EvaluateConfig(model=run, data=nxt, store=nxt_store, observed=2))
+
+
+def test_folder_without_sales_refused(setup, tmp_path):
+    run, _, _, nxt, nxt_store = setup
+    shutil.copytree(nxt, tmp_path / "nosales")
+    (tmp_path / "nosales" / "sales.csv").unlink()
+    with pytest.raises(SfError, match="sales"):
+        evaluate_run(EvaluateConfig(model=run, data=tmp_path / "nosales", store=nxt_store))
+
+
+def test_cli_evaluate(setup, tmp_path, cli):
+    run, _, _, nxt, nxt_store = setup
+    code, out, err = cli("evaluate", "--model", run, "--data", nxt, "--store", nxt_store, "--no-extract",
+                         "--out", tmp_path / "ev")
+    assert code == 0, err
+    assert "mean curve" in out and "WAPE" in out and str(tmp_path / "ev") in out.replace("\n", "")
+
+
+def test_training_folder_uses_the_training_store(setup, tmp_path):
+    run, *_ = setup
+    train_dir = run.parent / "train"
+
+    def no_extraction(*args):
+        raise AssertionError("features of the training folder are already in the training store")
+
+    res = evaluate_run(EvaluateConfig(model=run, data=train_dir, out=tmp_path / "ev"), extract=no_extraction)
+    assert res.metrics["store"] == str(train_dir / "store.h5") and res.metrics["products"] == 90

@@ -1,0 +1,182 @@
+"""`sf predict`: forecasts for products the model never saw, from features made by the model's extractor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from sf.errors import SfError
+from sf.forecast.config import TrainConfig
+from sf.forecast.predict import PredictConfig, leading_observed, predict_new, quantile_column
+from sf.forecast.runs import train_run
+from tests.fakes import make_dataset, write_store
+
+H = 6
+N_NEW = 10
+NO_IMAGE = {"new00", "new03", "new07"}
+
+
+def _train(root: Path, store: Path, out: Path, **kw) -> Path:
+    cfg = TrainConfig(features=store, data=root, out=out, epochs=3, seeds=1, hidden=8, patience=3, **kw)
+    train_run(cfg, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A quantile model that may use up to 2 observed weeks, trained on the fake catalogue."""
+    base = tmp_path_factory.mktemp("predict")
+    root, store = make_dataset(base / "train", n=90, horizon=H)
+    run = _train(root, store, base / "run", loss="quantile", quantiles=(0.1, 0.5, 0.9), observe_max=2)
+    return root, store, run
+
+
+def _new_products(folder: Path, with_sales: bool = False) -> Path:
+    """New products: a products table (+ the images it names); no sales unless asked; no dataset.toml/exog."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = [f"new{i:02d}" for i in range(N_NEW)]
+    pl.DataFrame({
+        "product_id": ids,
+        "image": ["" if p in NO_IMAGE else f"{p}.png" for p in ids],
+        "text": [f"new item {p}" for p in ids],
+        "release_date": [str(np.datetime64("2021-06-07") + 7 * i) for i in range(N_NEW - 1)] + [""],  # new09: unknown
+        "category": ["a", "b", "c", "a", "b", "c", "a", "b", "c", "zzz"],  # zzz: a value the model never saw
+    }).write_csv(folder / "products.csv")
+    if with_sales:  # the first two weeks of the first four products are known
+        pl.DataFrame({"product_id": np.repeat(ids[:4], 2), "step": np.tile([0, 1], 4),
+                      "units": [40.0, 30.0] * 4}).write_csv(folder / "sales.csv")
+    return folder
+
+
+class FakeExtract:
+    """Stands in for stage 1: writes the new products' rows with the training store's extractor settings."""
+
+    def __init__(self, backbone: str = "fake"):
+        self.backbone, self.calls = backbone, []
+
+    def __call__(self, ds, like, out):
+        self.calls.append((ds.root, like, out))
+        rng = np.random.default_rng(1)
+        keys = ds.product_ids
+        has_image = np.array([bool(x) for x in ds.products["image"].to_list()])
+        write_store(out, keys, rng.standard_normal((len(keys), 16)), rng.standard_normal((len(keys), 12)),
+                    has_image=has_image, backbone=self.backbone)
+        return out
+
+
+def test_predict_unseen_products(trained, tmp_path):
+    root, store, run = trained
+    new = _new_products(tmp_path / "new")
+    extract = FakeExtract()
+    result = predict_new(PredictConfig(model=run, data=new), extract=extract)
+
+    # features come from the model's own extractor, into a store beside the run
+    assert extract.calls == [(new, store, run / "features_new.h5")]
+    assert result.store == run / "features_new.h5"
+    df = pl.read_parquet(result.out)
+    assert result.out == run / "forecasts_new.parquet"
+    assert df.columns == ["product_id", "step", "date", "yhat", "p10", "p50", "p90", "observed"]
+    assert df.height == N_NEW * H
+    assert sorted(set(df["product_id"])) == sorted(f"new{i:02d}" for i in range(N_NEW))
+    assert df["yhat"].is_finite().all() and (df["yhat"] >= 0).all()
+    assert df["observed"].null_count() == df.height  # no sales given
+    # date = release + step weeks
+    first = df.filter(pl.col("product_id") == "new02").sort("step")
+    assert first["date"].to_list()[0].isoformat() == "2021-06-21"
+    assert first["date"].to_list()[3].isoformat() == "2021-07-12"
+    assert df.filter(pl.col("product_id") == "new09")["date"].null_count() == H  # no release date, no dates
+    # products without an image still get a forecast, and are recognised as such
+    inp = result.inputs
+    no_image = {p for p, h in zip(inp.product_ids, inp.has_image) if not h}
+    assert no_image == NO_IMAGE
+    assert df.filter(pl.col("product_id").is_in(list(NO_IMAGE)))["yhat"].is_finite().all()
+    # the unknown attribute value is reported, not fatal
+    assert any("never saw" in n for n in result.notes)
+    # resolved settings and a plot beside the table
+    side = json.loads(result.out.with_suffix(".json").read_text())
+    assert side["products"] == N_NEW and side["without_image"] == len(NO_IMAGE)
+    assert result.out.with_suffix(".png").stat().st_size > 1000
+
+
+def test_quantiles_are_ordered_and_point_is_median(trained, tmp_path):
+    _, _, run = trained
+    result = predict_new(PredictConfig(model=run, data=_new_products(tmp_path / "new"), out=tmp_path / "f.csv"),
+                         extract=FakeExtract())
+    df = pl.read_csv(tmp_path / "f.csv")
+    assert (df["p10"] <= df["p50"] + 1e-4).all() and (df["p50"] <= df["p90"] + 1e-4).all()
+    assert (df["p90"] - df["p10"]).max() > 0  # a real band, not one line
+    np.testing.assert_allclose(df["yhat"].to_numpy(), df["p50"].to_numpy(), rtol=1e-4)
+    assert result.quantiles == (0.1, 0.5, 0.9)
+
+
+def test_refuses_store_from_another_extractor(trained, tmp_path):
+    _, _, run = trained
+    new = _new_products(tmp_path / "new")
+    wrong = FakeExtract(backbone="other")(_loaded(new), None, tmp_path / "wrong.h5")
+    extract = FakeExtract()
+    with pytest.raises(SfError, match=r"wrong\.h5.*backbone: 'fake' != 'other'"):
+        predict_new(PredictConfig(model=run, data=new, store=wrong, out=tmp_path / "f.parquet"), extract=extract)
+    assert extract.calls == []  # refused before extracting anything
+    assert not (tmp_path / "f.parquet").exists()
+
+
+def test_cli_refuses_mismatched_store_in_one_line(trained, tmp_path, cli):
+    _, _, run = trained
+    new = _new_products(tmp_path / "new")
+    FakeExtract(backbone="other")(_loaded(new), None, tmp_path / "wrong.h5")
+    code, out, err = cli("predict", "--model", run, "--data", new, "--store", tmp_path / "wrong.h5", "--no-extract")
+    assert code == 2
+    assert err.startswith("error:") and "backbone" in err and "Traceback" not in err
+
+
+def test_cli_predict_with_a_ready_store(trained, tmp_path, cli):
+    _, _, run = trained
+    new = _new_products(tmp_path / "new")
+    FakeExtract()(_loaded(new), None, tmp_path / "ready.h5")
+    code, out, err = cli("predict", "--model", run, "--data", new, "--store", tmp_path / "ready.h5", "--no-extract",
+                         "--out", tmp_path / "f.parquet")
+    assert code == 0, err
+    assert "f.parquet" in out and "new00" in out
+    assert pl.read_parquet(tmp_path / "f.parquet").height == N_NEW * H
+
+
+def test_no_store_and_no_extractor_says_how_to_make_one(trained, tmp_path):
+    _, _, run = trained
+    with pytest.raises(SfError, match="sf extract"):
+        predict_new(PredictConfig(model=run, data=_new_products(tmp_path / "new"), store=tmp_path / "none.h5"))
+
+
+def test_short_observation_uses_given_weeks(trained, tmp_path):
+    _, _, run = trained
+    blind = predict_new(PredictConfig(model=run, data=_new_products(tmp_path / "blind"), out=tmp_path / "a.parquet"),
+                        extract=FakeExtract())
+    seen = predict_new(PredictConfig(model=run, data=_new_products(tmp_path / "seen", with_sales=True),
+                                     out=tmp_path / "b.parquet"), extract=FakeExtract())
+    assert seen.observed.tolist() == [2] * 4 + [0] * (N_NEW - 4)
+    a, b = pl.read_parquet(tmp_path / "a.parquet"), pl.read_parquet(tmp_path / "b.parquet")
+    given = b.filter(pl.col("observed").is_not_null())
+    assert sorted(set(given["product_id"])) == [f"new{i:02d}" for i in range(4)]
+    assert sorted(set(given["step"])) == [0, 1]
+    # the given weeks change those products' forecasts, and only theirs
+    changed = np.abs(a["yhat"].to_numpy() - b["yhat"].to_numpy()).reshape(N_NEW, H).max(axis=1)
+    assert (changed[:4] > 1e-6).all() and (changed[4:] < 1e-6).all()
+    # --observed 0 ignores them
+    none = predict_new(PredictConfig(model=run, data=tmp_path / "seen", observed=0, out=tmp_path / "c.parquet"),
+                       extract=FakeExtract())
+    np.testing.assert_allclose(none.yhat, blind.yhat, rtol=1e-5, atol=1e-5)
+
+
+def test_leading_observed_stops_at_first_gap():
+    mask = np.array([[1, 1, 0, 1], [0, 1, 1, 1], [1, 1, 1, 1]], bool)
+    assert leading_observed(mask).tolist() == [2, 0, 4]
+    assert quantile_column(0.1) == "p10" and quantile_column(0.025) == "p2.5"
+
+
+def _loaded(folder: Path):
+    df = pl.read_csv(folder / "products.csv")
+    return type("D", (), {"product_ids": df["product_id"].to_list(), "root": folder,
+                          "products": df.with_columns(pl.col("image").fill_null(""))})()
