@@ -54,18 +54,21 @@ def data_check(
 
 @import_app.command("visuelle")
 def import_visuelle(
-    src: Path = typer.Argument(..., help="VISUELLE folder: train.csv [test.csv], gtrends.csv, normalization_scale.npy, images/."),
+    src: Path = typer.Argument(..., help="VISUELLE folder: train.csv and/or test.csv, gtrends.csv, normalization_scale.npy, images/."),
     out: Path = typer.Argument(..., help="Output dataset folder (created; must not exist or be empty unless --force)."),
     force: bool = typer.Option(False, help="Replace an existing output folder."),
 ) -> None:
     """Convert VISUELLE's wide CSVs into the data contract (units = value x scale).
 
+    Descriptions are built from the attributes; split = train/test by source file; gtrends.csv becomes exog.csv.
+
     Example: sf import visuelle ../shared/data/visuelle data/visuelle
     """
     from sf.data.visuelle import import_visuelle as run
 
-    summary = run(src, out, force=force)
-    console.print(summary)
+    summary = run(src, out, force=force, progress=True)
+    console.print(str(summary), highlight=False)
+    console.print(f"next: sf data check {out}", highlight=False)
 
 
 @app.command("demo-data")
@@ -83,17 +86,403 @@ def demo_data(
     """
     from sf.data.demo import DemoConfig, generate
 
-    path = generate(DemoConfig(out=out, products=products, seed=seed, weeks=weeks, image_size=image_size), force=force)
-    console.print(f"demo catalogue written to [bold]{path}[/] ({products} products, seed {seed})")
+    cfg = DemoConfig(out=out, products=products, seed=seed, weeks=weeks, image_size=image_size)
+    path = generate(cfg, force=force, progress=True)
+    console.print(f"demo catalogue written to [bold]{path}[/] ({products} products, seed {seed}); "
+                  f"the sales rules are in {path / 'README.md'}", highlight=False)
+    console.print(f"next: sf data check {path}", highlight=False)
 
 
 # ---------------------------------------------------------------- stage 1 (issue: extract + store)
 
+
+@app.command("extract")
+def extract(
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder of images; keys are paths relative to it, without extension."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder (data contract): keys are product_id, text is extracted too."),
+    products: Optional[Path] = typer.Option(None, "--products", help="Products table (csv/parquet: product_id, image, text) for --images."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Store path (default cache/NAME_BACKBONE.h5)."),
+    backbone: str = typer.Option("resnet101", help="Image backbone (see --list)."),
+    weights: str = typer.Option("imagenet", help="imagenet, random, or a state-dict file."),
+    seed: int = typer.Option(0, help="Seed for --weights random."),
+    text_encoder: str = typer.Option("minilm", "--text-encoder", help="minilm, hash (no download) or none."),
+    text_len: int = typer.Option(32, "--text-len", help="Tokens kept per description."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Images per forward pass."),
+    workers: Optional[int] = typer.Option(None, help="Decoding processes (default: chosen from device and job size)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    precision: str = typer.Option("auto", help="auto, fp32, bf16 or fp16 (auto: bf16/fp16 on GPU, bf16 on CPUs with native bf16)."),
+    shard: Optional[str] = typer.Option(None, help="I/N: extract only keys hashing to shard I of N (I from 0), or auto (torchrun/SLURM)."),
+    strict: bool = typer.Option(False, help="Exit non-zero when any image is unreadable."),
+    pooled_only: bool = typer.Option(False, "--pooled-only", help="Store pooled vectors only, no region grid."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="Input side in pixels (default: the backbone's)."),
+    fit: str = typer.Option("pad", help="pad (letterbox on white) or crop (centre crop)."),
+    compression: str = typer.Option("none", help="none, gzip or lzf."),
+    max_pixels: int = typer.Option(89_478_485, "--max-pixels", help="Refuse larger images (decompression-bomb guard)."),
+    list_: bool = typer.Option(False, "--list", help="List backbones and text encoders, then exit."),
+) -> None:
+    """Run frozen image/text encoders once into an HDF5 feature store (incremental and resumable).
+
+    Example: sf extract --images jd/ --backbone efficientnet_lite0
+    """
+    from sf.extract import job, report
+    from sf.extract import inputs as I
+
+    if list_:
+        report.print_registries(console)
+        return
+    if (images is None) == (data is None) and products is None:
+        raise SfError("give exactly one of --images DIR or --data DIR (see `sf extract --help`)")
+    if data is not None and (images is not None or products is not None):
+        raise SfError("--data takes the images and products from the dataset folder; drop --images/--products")
+    cfg = job.ExtractConfig(
+        backbone=backbone, weights=weights, seed=seed, text_encoder=text_encoder, text_len=text_len,
+        image_size=image_size, fit=fit, batch_size=batch_size, workers=workers, device=device, precision=precision,
+        shard=shard, strict=strict, pooled_only=pooled_only, compression=compression, max_pixels=max_pixels,
+    )
+    if data is not None:
+        rows = I.from_dataset(data)
+    elif products is not None:
+        rows = I.from_products_table(products, images)
+    else:
+        rows = I.from_images_dir(images)
+    result = job.run(rows, out, cfg, err_console)
+    report.print_report(result, console)
+    job.check_outcome(result, strict)
+
+
+@cache_app.command("info")
+def cache_info(
+    store: Path = typer.Argument(..., help="Feature store (.h5)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the information as JSON here."),
+) -> None:
+    """Print a store's metadata (backbone, weights, preprocessing, text encoder) and row counts.
+
+    Example: sf cache info cache/visuelle_resnet101.h5
+    """
+    from sf.cache.info import print_info, store_info
+
+    info = store_info(store)
+    print_info(info, console)
+    if json_out:
+        from sf.cache.info import write_json
+
+        write_json(info, json_out)
+
+
+@cache_app.command("verify")
+def cache_verify(store: Path = typer.Argument(..., help="Feature store (.h5).")) -> None:
+    """Read every chunk and check its checksum; exit non-zero if anything is corrupt.
+
+    Example: sf cache verify cache/visuelle_resnet101.h5
+    """
+    from sf.cache.verify import print_result, verify_store
+
+    result = verify_store(store)
+    print_result(result, console)
+    if not result.ok:
+        raise SfError(f"{store}: {len(result.failures)} problem(s) found; re-extract the affected rows (delete the store and rerun `sf extract`)")
+
+
+@cache_app.command("merge")
+def cache_merge(
+    out: Path = typer.Argument(..., help="Merged store to write."),
+    shards: list[Path] = typer.Argument(..., help="Shard stores (same fingerprint)."),
+    force: bool = typer.Option(False, help="Replace OUT if it exists."),
+) -> None:
+    """Combine shard stores from `sf extract --shard I/N` into one, without re-extracting.
+
+    Example: sf cache merge cache/all.h5 cache/visuelle_resnet101.shard*.h5
+    """
+    from sf.cache.merge import merge_stores
+
+    r = merge_stores(out, shards, force=force)
+    order = "input order restored" if r.ordered_by_input else "concatenated in the order given"
+    console.print(f"merged {r.shards} store(s), {r.rows} rows -> [bold]{r.out}[/] ({order})")
+
+
 # ---------------------------------------------------------------- stage 2 (issue: train)
+
+
+@app.command("train")
+def train(
+    features: Optional[Path] = typer.Option(None, "--features", "-f", help="Feature store from `sf extract` (HDF5)."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Dataset folder with the products' sales."),
+    horizon: Optional[int] = typer.Option(None, help="Steps to forecast [default: the longest sales history]."),
+    model: Optional[str] = typer.Option(None, help="Registered model: sf (default), gtm, ekambaram."),
+    fusion: Optional[str] = typer.Option(None, help="biattn (default) | t2i | i2t | concat | image | text | none."),
+    head: Optional[str] = typer.Option(None, help="bilstm (default) | lstm."),
+    hidden: Optional[int] = typer.Option(None, help="Hidden width [default: the model's; sf: 30]."),
+    dropout: Optional[float] = typer.Option(None, help="Dropout [default: the model's; sf: 0.2]."),
+    epochs: Optional[int] = typer.Option(None, help="Most epochs [default: 100]; early stopping on validation."),
+    patience: Optional[int] = typer.Option(None, help="Epochs without a better validation loss before stopping [10]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size [32]."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate [0.001]."),
+    loss: Optional[str] = typer.Option(None, help="mse (default) | quantile."),
+    quantiles: Optional[str] = typer.Option(None, help="With --loss quantile, e.g. 0.1,0.5,0.9."),
+    target: Optional[str] = typer.Option(None, help="log (default): fit log(1 + units/mean) | scaled: units/mean."),
+    seeds: Optional[int] = typer.Option(None, help="Seeds to train and average [5]."),
+    seed: Optional[int] = typer.Option(None, help="First seed [0]."),
+    split: Optional[str] = typer.Option(None, help="auto (time if release dates exist) | random | time | column."),
+    observe_max: Optional[int] = typer.Option(None, "--observe-max", help="Train with the first k <= N weeks of sales as input [0]."),
+    no_exog: bool = typer.Option(False, "--no-exog", help="Leave the exogenous series out (ablation)."),
+    no_attributes: bool = typer.Option(False, "--no-attributes", help="Leave the attribute embeddings out."),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these settings (flags win)."),
+    name: Optional[str] = typer.Option(None, help="Run name [default: <store>_<model>_<fusion>_<head>]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder [default: runs/<name>]."),
+    resume: bool = typer.Option(False, help="Reuse finished seeds' checkpoints in the run folder (same settings and store)."),
+    force: bool = typer.Option(False, help="Replace a run folder made from another feature store."),
+) -> None:
+    """Train fusion + forecasting head from cached features (no backbone runs) and score it.
+
+    Writes the run folder: config.json, checkpoints/seed*.pt, metrics.json, predictions.parquet and PNGs.
+
+    Example: sf train --features cache/demo_data_resnet101.h5 --data demo_data --fusion biattn --head bilstm
+    """
+    from sf.forecast.config import load_config, parse_quantiles
+    from sf.forecast.report import metrics_table
+    from sf.forecast.runs import train_run
+
+    cfg = load_config(
+        config, features=features, data=data, horizon=horizon, model=model, fusion=fusion, head=head, hidden=hidden,
+        dropout=dropout, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, loss=loss,
+        quantiles=parse_quantiles(quantiles), target=target, seeds=seeds, seed=seed, split=split, observe_max=observe_max,
+        exog=False if no_exog else None, attributes=False if no_attributes else None, device=device, name=name, out=out,
+    )
+    result = train_run(cfg, resume=resume, force=force, console=console)
+    console.print(metrics_table(result.metrics))
+    console.print(f"run folder: [bold]{result.out}[/] (metrics.json, predictions.parquet, checkpoints/, *.png)")
 
 # ---------------------------------------------------------------- ablate / compare
 
+
+def _table_train_config(config, seeds, seed, epochs, patience, batch_size, lr, hidden, split, device):
+    """The training settings `sf ablate` and `sf compare` share with `sf train` (same TOML keys)."""
+    from sf.forecast.config import load_config
+
+    return load_config(config, seeds=seeds, seed=seed, epochs=epochs, patience=patience, batch_size=batch_size,
+                       lr=lr, hidden=hidden, split=split, device=device)
+
+
+@app.command("ablate")
+def ablate(
+    features: Path = typer.Option(..., "--features", "-f", help="Main feature store (the paper: ResNet-101)."),
+    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder with the products' sales."),
+    backbone: str = typer.Option("resnet18", help="The grid's other backbone."),
+    features_alt: Optional[Path] = typer.Option(None, "--features-alt", help="Store of --backbone (default: --features with its backbone name swapped)."),
+    extras: bool = typer.Option(True, "--extras/--no-extras", help="Also text only, image only, no exog, one-way attention."),
+    seeds: Optional[int] = typer.Option(None, help="Seeds per row [5]."),
+    seed: Optional[int] = typer.Option(None, help="First seed [0]."),
+    epochs: Optional[int] = typer.Option(None, help="Most epochs per run [100]; early stopping on validation."),
+    patience: Optional[int] = typer.Option(None, help="Epochs without a better validation loss before stopping [10]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size [32]."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate [0.001]."),
+    hidden: Optional[int] = typer.Option(None, help="Hidden width (sf: 30)."),
+    split: Optional[str] = typer.Option(None, help="auto (time if release dates exist) | random | time | column."),
+    workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML with `sf train` settings (flags win)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/ablate_<store name>)."),
+) -> None:
+    """The paper's ablation (Table 4): backbone x fusion {biattn, concat = attention removed} x head {lstm, bilstm}.
+
+    Every row over the seeds on the same split; writes ablation.csv/.json/.png. No backbone runs.
+
+    Example: sf ablate --features cache/visuelle_resnet101.h5 --backbone resnet18 --data data/visuelle --seeds 5
+    """
+    from sf.forecast.ablate import AblateConfig, ablation_table, run_ablation
+
+    train_cfg = _table_train_config(config, seeds, seed, epochs, patience, batch_size, lr, hidden, split, device)
+    cfg = AblateConfig(features=features, data=data, backbone=backbone, features_alt=features_alt, extras=extras,
+                       workers=workers, out=out, train=train_cfg)
+    result = run_ablation(cfg, console=err_console)
+    console.print(ablation_table(result))
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    console.print(f"written: [bold]{result.out}[/] (ablation.csv, ablation.json, ablation.png, config.json)")
+
+
+@app.command("compare")
+def compare(
+    data: list[Path] = typer.Option(..., "--data", "-d", help="Dataset folder; repeat for a table across data sets."),
+    features: Optional[list[Path]] = typer.Option(None, "--features", "-f", help="Store per --data, same order (default: cache/<name>_<backbone>.h5)."),
+    backbone: str = typer.Option("resnet101", help="Names the default stores."),
+    models: Optional[str] = typer.Option(None, help="Comma-separated (default: mean_curve,attribute_mean,knn_image,knn_attributes,knn_both,gtm,ekambaram,sf)."),
+    shuffled_control: bool = typer.Option(False, "--shuffled-control", help="Add sf scored on shuffled image/text features (a sanity row)."),
+    seeds: Optional[int] = typer.Option(None, help="Seeds per neural model [5]."),
+    seed: Optional[int] = typer.Option(None, help="First seed [0]."),
+    epochs: Optional[int] = typer.Option(None, help="Most epochs per run [100]; early stopping on validation."),
+    patience: Optional[int] = typer.Option(None, help="Epochs without a better validation loss before stopping [10]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size [32]."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate [0.001]."),
+    hidden: Optional[int] = typer.Option(None, help="Hidden width (default: each model's own)."),
+    split: Optional[str] = typer.Option(None, help="auto (time if release dates exist) | random | time | column."),
+    workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML with `sf train` settings (flags win)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/compare_<data names>)."),
+) -> None:
+    """Baselines, GTM-style, Ekambaram-style and sf in one harness (Table 2); several --data give Table 3.
+
+    Same split, metrics and seeds for every model; writes compare.csv/.json, compare.png, compare_steps.png.
+
+    Example: sf compare --features cache/visuelle_resnet101.h5 --data data/visuelle --seeds 5
+    """
+    from sf.forecast.compare import DEFAULT_MODELS, CompareConfig, across_table, compare_table, run_compare
+
+    train_cfg = _table_train_config(config, seeds, seed, epochs, patience, batch_size, lr, hidden, split, device)
+    names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else DEFAULT_MODELS
+    cfg = CompareConfig(data=tuple(data), features=tuple(features or ()), backbone=backbone, models=names,
+                        shuffled_control=shuffled_control, workers=workers, out=out, train=train_cfg)
+    result = run_compare(cfg, console=err_console)
+    for label in result.tables:
+        console.print(compare_table(result, label))
+    if len(result.tables) > 1:
+        console.print(across_table(result))
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    console.print(f"written: [bold]{result.out}[/] (compare.csv, compare.json, PNGs, config.json)")
+
 # ---------------------------------------------------------------- predict / evaluate / explain / demo
+
+
+def _extract_like(ds, like, out):
+    """Stage 1 for stage 2: features of `ds` made exactly like the store `like` (sf/forecast never imports sf/extract)."""
+    from sf.extract.job import extract_dataset
+
+    return extract_dataset(ds, out, console=err_console, like=like)
+
+
+def _token_strings(texts, store_attrs):
+    from sf.extract.tokens import token_strings
+
+    return token_strings(texts, store_attrs)
+
+
+def _print_notes(notes) -> None:
+    for note in notes:
+        console.print(f"note: {note}", highlight=False)
+
+
+@app.command("predict")
+def predict(
+    model: Path = typer.Option(..., "--model", "-m", help="Run folder from `sf train` (or one checkpoint file)."),
+    data: Path = typer.Option(..., "--data", "-d", help="Folder of new products: products table + images/; sales optional."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Forecast table, .parquet or .csv [default: <run>/forecasts_<data name>.parquet]."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Feature store for the new products [default: <run>/features_new.h5]."),
+    observed: Optional[int] = typer.Option(None, "--observed", help="Use at most this many leading weeks of given sales [default: all the model was trained to use]."),
+    extract: bool = typer.Option(True, "--extract/--no-extract", help="Extract missing features with the model's backbone and text encoder (--no-extract: the store must hold them)."),
+    device: str = typer.Option("cpu", help="cpu | cuda (for the forecasting model; extraction picks its own)."),
+) -> None:
+    """Forecast products the model has never seen (no sales needed), one row per product and step.
+
+    Features are extracted with exactly the model's backbone, weights, preprocessing and text encoder,
+    incrementally; a store made otherwise is refused. Quantile models add p10/p50/p90-style columns.
+
+    Example: sf predict --model runs/demo/model --data runs/demo/new --out forecasts.csv
+    """
+    from sf.forecast.predict import PredictConfig, predict_new, summary_table
+
+    cfg = PredictConfig(model=model, data=data, out=out, store=store, observed=observed, device=device)
+    result = predict_new(cfg, extract=_extract_like if extract else None, console=err_console)
+    console.print(summary_table(result))
+    _print_notes(result.notes)
+    console.print(f"forecasts: [bold]{result.out}[/] ({result.forecasts.height} rows; plot {result.out.with_suffix('.png')}); "
+                  f"features: {result.store}", highlight=False)
+
+
+@app.command("evaluate")
+def evaluate(
+    model: Path = typer.Option(..., "--model", "-m", help="Run folder from `sf train` (or one checkpoint file)."),
+    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder with the products' sales (e.g. next season)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Result folder [default: <run>/eval_<data name>]."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Feature store for these products [default: <run>/features_new.h5]."),
+    split: Optional[str] = typer.Option(None, help="Score only products whose split column is this (train | val | test)."),
+    observed: int = typer.Option(0, "--observed", help="Give the first K weeks as inputs and score the later ones."),
+    extract: bool = typer.Option(True, "--extract/--no-extract", help="Extract missing features with the model's extractor (--no-extract: the store must hold them)."),
+    device: str = typer.Option("cpu", help="cpu | cuda."),
+) -> None:
+    """Score a trained model on another dataset folder: every metric of `sf train` beside the training mean curve.
+
+    Writes metrics.json, predictions.parquet, forecasts.png and totals.png to the result folder.
+
+    Example: sf evaluate --model runs/demo/model --data runs/demo/heldout
+    """
+    from sf.forecast.evaluate import EvaluateConfig, evaluate_run, evaluate_table
+
+    cfg = EvaluateConfig(model=model, data=data, out=out, store=store, split=split, observed=observed, device=device)
+    result = evaluate_run(cfg, extract=_extract_like if extract else None, console=err_console)
+    console.print(evaluate_table(result.metrics))
+    _print_notes(result.metrics["notes"])
+    console.print(f"results: [bold]{result.out}[/] (metrics.json, predictions.parquet, forecasts.png, totals.png); "
+                  f"baseline from {result.metrics['reference']}", highlight=False)
+
+
+@app.command("explain")
+def explain(
+    model: Path = typer.Option(..., "--model", "-m", help="Run folder from `sf train` (or one checkpoint file)."),
+    product: str = typer.Option(..., "--product", "-p", help="product_id to explain."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Folder holding the product [default: the model's training data]."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Its feature store [default: the training store, or <run>/features_new.h5 with --data]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="PNG to write [default: <run>/explain/<product>.png]."),
+    analogs: int = typer.Option(5, help="Nearest training products to show with their real sales."),
+    extract: bool = typer.Option(True, "--extract/--no-extract", help="With --data: extract the product's features if the store lacks them."),
+) -> None:
+    """Explain one product's forecast in a PNG: attention over its image and words, band, analog products.
+
+    Shows the product image with its region-attention heatmap, the most attended words, the forecast with
+    its quantile band, and the nearest training products with their real sales curves.
+
+    Example: sf explain --model runs/demo/model --product demo00042
+    """
+    from sf.forecast.explain import ExplainConfig, explain_product
+
+    cfg = ExplainConfig(model=model, product=product, data=data, store=store, out=out, analogs=analogs)
+    exp = explain_product(cfg, extract=_extract_like if extract else None, words_for=_token_strings,
+                          console=err_console)
+    words = ", ".join(f"{w} {100 * s:.0f}%" for w, s in exp.words[:5]) or "–"
+    console.print(f"{exp.product_id}: forecast total {exp.forecast.sum():,.0f} units; most attended words: {words}",
+                  highlight=False)
+    if exp.analogs:
+        console.print("analogs: " + ", ".join(f"{a.product_id} ({a.similarity:.2f})" for a in exp.analogs), highlight=False)
+    _print_notes(exp.notes)
+    console.print(f"explanation: [bold]{exp.png}[/] (numbers in {exp.png.with_suffix('.json')})", highlight=False)
+
+
+@app.command("demo")
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Demo folder (a previous demo there is replaced)."),
+    products: Optional[int] = typer.Option(None, "--products", "-n", help="Catalogue size [300; --fast 120]."),
+    seed: int = typer.Option(0, help="Seed for the catalogue, the weights and the training."),
+    fast: bool = typer.Option(False, "--fast", help="A smoke run: 120 small products, few epochs, one seed."),
+    epochs: Optional[int] = typer.Option(None, help="Most epochs of the main model [40; --fast 8]."),
+    seeds: Optional[int] = typer.Option(None, help="Seeds of the main model [2; --fast 1]."),
+    study_epochs: Optional[int] = typer.Option(None, "--study-epochs", help="Most epochs per ablation/comparison run [25; --fast 5]."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="Catalogue picture side in pixels [128; --fast 64]."),
+    extract_size: Optional[int] = typer.Option(None, "--extract-size", help="Backbone input side in pixels [160; --fast 64]."),
+    backbone: Optional[str] = typer.Option(None, help="Image backbone [the best with pretrained weights offline]."),
+    weights: Optional[str] = typer.Option(None, help="imagenet | random | PATH [what the backbone choice found]."),
+    text_encoder: Optional[str] = typer.Option(None, "--text-encoder", help="minilm | hash [minilm if installed]."),
+    ablation: bool = typer.Option(True, "--ablation/--no-ablation", help="Run the small ablation."),
+    compare: bool = typer.Option(True, "--compare/--no-compare", help="Run the model comparison."),
+) -> None:
+    """Run the whole tool on a synthetic catalogue in a few minutes and write runs/demo/REPORT.md.
+
+    Generates the catalogue, holds out its latest releases as new products, extracts features, trains,
+    runs a small ablation and comparison, predicts, evaluates and explains the new products.
+
+    Example: sf demo
+    """
+    from sf.demo import DemoSettings, paths_table, run_demo
+
+    given = dict(out=out, seed=seed, products=products, epochs=epochs, seeds=seeds, study_epochs=study_epochs,
+                 image_size=image_size, extract_size=extract_size, backbone=backbone, weights=weights,
+                 text_encoder=text_encoder, ablation=ablation, compare=compare)
+    given = {k: v for k, v in given.items() if v is not None}
+    settings = DemoSettings.fast(**given) if fast else DemoSettings(**given)
+    result = run_demo(settings, console=console)
+    console.print(paths_table(result))
+    console.print(f"read the report: [bold]{result.report}[/]", highlight=False)
 
 
 def main(argv: list[str] | None = None) -> None:
