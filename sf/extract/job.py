@@ -179,7 +179,8 @@ def _workers(cfg: ExtractConfig, device: torch.device, n_todo: int) -> int:
     if n_todo <= cfg.batch_size:
         return 0  # a worker costs more to start than one batch takes to decode
     cpus = os.cpu_count() or 1
-    return min(8, cpus) if device.type == "cuda" else max(1, min(4, cpus // 2))
+    # A GPU outruns JPEG decoding, so feed it from every core but the main process's own.
+    return max(1, cpus - 1) if device.type == "cuda" else max(1, min(4, cpus // 2))
 
 
 # ---------------------------------------------------------------- the run
@@ -258,7 +259,7 @@ def _extract_rows(inputs, hashes, todo, ext: Extractor, files: StoreFiles, attrs
     def flush() -> None:
         nonlocal buffer, last
         if buffer:
-            files.write_part(attrs, RowBlock.concat(buffer), cfg.compression)
+            files.write_part(attrs, buffer, cfg.compression)
         buffer, last = [], time.monotonic()
 
     progress = Progress(
@@ -266,16 +267,20 @@ def _extract_rows(inputs, hashes, todo, ext: Extractor, files: StoreFiles, attrs
         TextColumn("{task.fields[rate]:>6.1f} img/s"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
         console=console,
     )
+    todo_hashes, todo_index = [hashes[j] for j in todo], [inputs.index[j] for j in todo]
     start = time.perf_counter()
     try:
         with progress:
             task = progress.add_task(f"{ext.image.spec.name} -> {files.out.name}", total=len(items), rate=0.0)
+            buffered = 0
             for batch in loader:
-                buffer.append(_featurize(batch, items, [hashes[j] for j in todo], [inputs.index[j] for j in todo], ext))
+                buffer.append(_featurize(batch, items, todo_hashes, todo_index, ext))
+                buffered += buffer[-1].nbytes()
                 done = progress.tasks[task].completed + len(batch["idx"])
                 progress.update(task, completed=done, rate=done / max(time.perf_counter() - start, 1e-9))
-                if time.monotonic() - last >= cfg.checkpoint_seconds or sum(b.nbytes() for b in buffer) >= PART_BYTES:
+                if time.monotonic() - last >= cfg.checkpoint_seconds or buffered >= PART_BYTES:
                     flush()
+                    buffered = 0
         flush()
     except KeyboardInterrupt:
         # Keep every finished batch; the store is marked incomplete until a rerun finishes it.
@@ -288,13 +293,16 @@ def _extract_rows(inputs, hashes, todo, ext: Extractor, files: StoreFiles, attrs
 def _featurize(batch, items, hashes, index, ext: Extractor) -> RowBlock:
     idx = batch["idx"]
     n, c = len(idx), ext.image.spec.channels
-    pooled = np.zeros((n, c), np.float16)
-    grid = None if ext.cfg.pooled_only else np.zeros((n, ext.image.grid[0] * ext.image.grid[1], c), np.float16)
-    if batch["images"] is not None:
-        p, g = ext.featurizer(batch["images"])
-        pooled[batch["ok"]] = p
-        if grid is not None:
-            grid[batch["ok"]] = g
+    if batch["images"] is not None and len(batch["ok"]) == n:
+        pooled, grid = ext.featurizer(batch["images"])  # the common case: no scatter copy
+    else:
+        pooled = np.zeros((n, c), np.float16)
+        grid = None if ext.cfg.pooled_only else np.zeros((n, ext.image.grid[0] * ext.image.grid[1], c), np.float16)
+        if batch["images"] is not None:
+            p, g = ext.featurizer(batch["images"])
+            pooled[batch["ok"]] = p
+            if grid is not None:
+                grid[batch["ok"]] = g
     block = RowBlock(
         keys=[items[j].key for j in idx],
         content_hash=[hashes[j] for j in idx],
