@@ -18,7 +18,7 @@ app = typer.Typer(
     help="Forecast new-product sales from images, descriptions and sales history.\n\n"
     "Two stages: `sf extract` runs frozen backbones once into an HDF5 feature store; "
     "`sf train` trains fusion + forecasting heads from that store.\n\n"
-    "Example: sf demo-data demo_data && sf extract --data demo_data && sf train --features cache/demo_data_resnet101.h5 --data demo_data",
+    "Example: sf demo-data demo_data && sf extract --data demo_data && sf train --features cache/demo_resnet101.h5 --data demo_data",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -237,7 +237,7 @@ def train(
 
     Writes the run folder: config.json, checkpoints/seed*.pt, metrics.json, predictions.parquet and PNGs.
 
-    Example: sf train --features cache/demo_data_resnet101.h5 --data demo_data --fusion biattn --head bilstm
+    Example: sf train --features cache/demo_resnet101.h5 --data demo_data --fusion biattn --head bilstm
     """
     from sf.forecast.config import load_config, parse_quantiles
     from sf.forecast.report import metrics_table

@@ -161,8 +161,8 @@ def write_report(path: Path, s, extracted, trained, ablation, comparison, predic
                                       (ev["mean_curve"], None)])),
               "", f"![held-out forecasts]({rel(evaluated.out / 'forecasts.png')})", "",
               f"## 8. Why: `sf explain` for {explained.product_id}", "",
-              f"Attention over the image's regions and the description's words, the forecast with its P10–P90 band, "
-              f"and the training products most similar in the model's fused representation, with their real sales.",
+              "Attention over the image's regions and the description's words, the forecast with its P10–P90 band, "
+              "and the training products most similar in the model's fused representation, with their real sales.",
               "", f"![explanation]({rel(explained.png)})", ""]
     lines += [f"- {n}" for n in explained.notes] + ([""] if explained.notes else [])
     lines += ["## Timing", "", _md_table(["step", "seconds"], [[k, f"{v:.1f}"] for k, v in seconds.items()]), "",

@@ -16,7 +16,7 @@ from sf.cache.reader import load_features
 from sf.errors import SfError
 from sf.extract import inputs as I
 from sf.extract import job
-from tests.test_extract_helpers import one_thread, assert_same_store, make_dataset, tiny_config
+from tests.test_extract_helpers import one_thread, assert_same_store, make_dataset, tiny_config  # noqa: F401 (autouse fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 # A part file after every batch (many places to die); EfficientNet-Lite because torchvision takes seconds to import.

@@ -12,8 +12,6 @@ without observed weeks ignores them, and says so.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import numpy as np
 import polars as pl
 from rich.table import Table
 
-from sf.data.atomic import atomic_write_text
+from sf.data.atomic import atomic_write, atomic_write_text
 from sf.errors import SfError
 from sf.forecast.inputs import Inputs, build_inputs
 from sf.forecast.metrics import point_index
@@ -114,15 +112,7 @@ def write_table(df: pl.DataFrame, path: Path) -> Path:
     if path.suffix.lower() not in (".parquet", ".csv"):
         raise SfError(f"--out {path}: use a .parquet or .csv file name")
     write = df.write_csv if path.suffix.lower() == ".csv" else df.write_parquet
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return atomic_write(path, write)
 
 
 def predict_new(cfg: PredictConfig, extract: Extract | None = None, console=None,

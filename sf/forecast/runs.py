@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +23,7 @@ import torch
 
 from sf.cache import schema as S
 from sf.cache.reader import load_features, read_attrs
-from sf.data.atomic import atomic_write_text
+from sf.data.atomic import atomic_write, atomic_write_text
 from sf.data.contract import load_dataset
 from sf.errors import SfError
 from sf.forecast import plots
@@ -88,18 +86,6 @@ def store_fingerprint(attrs: dict) -> dict:
     return out
 
 
-def _atomic(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
-
-
 def save_checkpoint(path: str | Path, fitted: FitResult, cfg: TrainConfig, store_attrs: dict,
                     attribute_vocab: dict, attribute_names: list | None = None, exog_names: list | None = None,
                     horizon: int | None = None) -> Path:
@@ -125,7 +111,7 @@ def save_checkpoint(path: str | Path, fitted: FitResult, cfg: TrainConfig, store
         "exog_names": list(exog_names or []),
         "horizon": int(horizon if horizon is not None else fitted.dims.horizon),
     }
-    return _atomic(Path(path), lambda tmp: torch.save(payload, tmp))
+    return atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
@@ -295,7 +281,7 @@ def train_run(cfg: TrainConfig, resume: bool = False, force: bool = False, conso
     metrics, forecasts, frames = _evaluate(cfg, inputs, split, parts, fits, kind, store)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=_json_default))
     pred = pl.concat(frames) if frames else pl.DataFrame()
-    _atomic(out / "predictions.parquet", lambda tmp: pred.write_parquet(tmp))
+    atomic_write(out / "predictions.parquet", lambda tmp: pred.write_parquet(tmp))
     if make_plots:
         _plots(out, fits, parts, forecasts, mean_curve(train), cfg)
     return RunResult(out=out, config=cfg, metrics=metrics, fits=fits, split=split, predictions=forecasts)
@@ -310,7 +296,7 @@ def _evaluate(cfg, inputs, split, parts, fits, kind, store):
         "name": cfg.name, "model": cfg.model, "fusion": cfg.fusion, "head": cfg.head, "loss": cfg.loss,
         "quantiles": list(q), "data": str(cfg.data), "features": str(cfg.features), "store": store,
         "horizon": inputs.horizon, "seeds": cfg.seed_list, "split": {"kind": kind, **describe(inputs, split)},
-        "hit_threshold": thr, "hit_definition": "total horizon sales > median total of the training products; "
+        "train_mean_curve": [float(v) for v in curve], "hit_threshold": thr, "hit_definition": "total horizon sales > median total of the training products; "
                                                  "score = predicted total",
         "training": {"best_epoch": [f.best_epoch for f in fits], "epochs_run": [len(f.history) for f in fits],
                      "seconds": [f.seconds for f in fits], "y_scale": fits[0].y_scale, "hparams": fits[0].hparams},
