@@ -197,7 +197,7 @@ def test_pooled_only_and_compression(tmp_path):
 
 def test_interrupted_run_is_incomplete_until_rerun(dataset, base_store, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = job._featurize
+    real = job._row_block
 
     def flaky(*a, **k):
         calls["n"] += 1
@@ -205,17 +205,19 @@ def test_interrupted_run_is_incomplete_until_rerun(dataset, base_store, tmp_path
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(job, "_featurize", flaky)
+    monkeypatch.setattr(job, "_row_block", flaky)
     out = tmp_path / "s.h5"
     with pytest.raises(KeyboardInterrupt):
         job.run(I.from_dataset(dataset), out, tiny_config(checkpoint_seconds=1e9))
     with pytest.raises(SfError, match="incomplete"):
         load_features(out)
     partial = load_features(out, allow_incomplete=True)
-    assert partial.keys == [f"p{i:03d}" for i in range(8)]  # two batches of 4 were finished
-    monkeypatch.setattr(job, "_featurize", real)
+    # Two batches of 4 were decoded; rows leave once their images have run, so a prefix in input order is kept.
+    assert 0 < len(partial.keys) <= 8
+    assert partial.keys == [f"p{i:03d}" for i in range(len(partial.keys))]
+    monkeypatch.setattr(job, "_row_block", real)
     r = job.run(I.from_dataset(dataset), out, tiny_config())
-    assert r.extracted == 6
+    assert r.extracted == 14 - len(partial.keys)
     assert_same_store(out, base_store)
     assert read_attrs(out)["complete"] is True
 
@@ -238,3 +240,25 @@ def test_two_writers_are_refused(dataset, tmp_path):
     with StoreFiles(tmp_path / "s.h5").locked():
         with pytest.raises(SfError, match="another `sf extract`"):
             job.run(I.from_dataset(dataset), tmp_path / "s.h5", tiny_config())
+
+
+def test_sparse_images_share_forward_passes_and_keep_their_features(tmp_path, monkeypatch):
+    """A catalogue where few products have an image runs full forward passes, not one per row batch."""
+    sparse = make_dataset(tmp_path / "sparse", n=16, no_image=tuple(i for i in range(16) if i % 4))
+    dense = tmp_path / "dense"
+    dense.mkdir()
+    for i in range(0, 16, 4):
+        (dense / f"img{i:03d}.png").write_bytes((sparse / "images" / f"img{i:03d}.png").read_bytes())
+    calls = []
+    real = job.ImageFeaturizer.__call__
+    monkeypatch.setattr(job.ImageFeaturizer, "__call__", lambda self, x: calls.append(len(x)) or real(self, x))
+
+    s = load_features(job.run(I.from_dataset(sparse), tmp_path / "s.h5", tiny_config(text_encoder="none")).out)
+    assert calls == [4]  # 4 images over 4 row batches of 4: one full pass, not 4 mostly padded ones
+    assert s.keys == [f"p{i:03d}" for i in range(16)]  # still input order
+    assert s.has_image.tolist() == [i % 4 == 0 for i in range(16)]
+    assert not s.image_pooled[~s.has_image].any()
+
+    d = load_features(job.run(I.from_images_dir(dense), tmp_path / "d.h5", tiny_config(text_encoder="none")).out)
+    np.testing.assert_array_equal(s.image_pooled[s.has_image], d.image_pooled[d.rows([f"img{i:03d}" for i in range(0, 16, 4)])])
+    np.testing.assert_array_equal(s.image_grid[s.has_image], d.image_grid[d.rows([f"img{i:03d}" for i in range(0, 16, 4)])])

@@ -7,9 +7,9 @@
     write     every ~30 s the finished rows become one atomic part file; at the end the parts are
               folded into the store in one atomic rename (sf.cache.writer)
 
-Batches are fixed slices of the to-do list and parts hold whole batches, so a rerun after a kill
-recomputes exactly the batches a clean run would have — bit-identical features even where a
-kernel's result depends on the batch it ran in.
+Every forward pass has the same shape (see sf.extract.runtime), so a row's features depend only on
+its image, not on the images it ran with: a rerun after a kill, a shard or an incremental update
+gives bit-identical rows. Rows are written in input order, whole decoded batches at a time.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -272,15 +273,19 @@ def _extract_rows(inputs, hashes, todo, ext: Extractor, files: StoreFiles, attrs
     try:
         with progress:
             task = progress.add_task(f"{ext.image.spec.name} -> {files.out.name}", total=len(items), rate=0.0)
-            buffered = 0
+            buffered, queue, done = 0, ImageQueue(ext), 0
             for batch in loader:
-                buffer.append(_featurize(batch, items, todo_hashes, todo_index, ext))
-                buffered += buffer[-1].nbytes()
-                done = progress.tasks[task].completed + len(batch["idx"])
+                queue.put(_row_block(batch, items, todo_hashes, todo_index, ext), batch)
+                for block in queue.ready():
+                    buffer.append(block)
+                    buffered += block.nbytes()
+                    done += len(block)
                 progress.update(task, completed=done, rate=done / max(time.perf_counter() - start, 1e-9))
                 if time.monotonic() - last >= cfg.checkpoint_seconds or buffered >= PART_BYTES:
                     flush()
                     buffered = 0
+            buffer += queue.ready(final=True)
+            progress.update(task, completed=len(items), rate=len(items) / max(time.perf_counter() - start, 1e-9))
         flush()
     except KeyboardInterrupt:
         # Keep every finished batch; the store is marked incomplete until a rerun finishes it.
@@ -290,27 +295,17 @@ def _extract_rows(inputs, hashes, todo, ext: Extractor, files: StoreFiles, attrs
         raise
 
 
-def _featurize(batch, items, hashes, index, ext: Extractor) -> RowBlock:
+def _row_block(batch, items, hashes, index, ext: Extractor) -> RowBlock:
+    """The rows of one decoded batch, with text features; image features come from ImageQueue."""
     idx = batch["idx"]
-    n, c = len(idx), ext.image.spec.channels
-    if batch["images"] is not None and len(batch["ok"]) == n:
-        pooled, grid = ext.featurizer(batch["images"])  # the common case: no scatter copy
-    else:
-        pooled = np.zeros((n, c), np.float16)
-        grid = None if ext.cfg.pooled_only else np.zeros((n, ext.image.grid[0] * ext.image.grid[1], c), np.float16)
-        if batch["images"] is not None:
-            p, g = ext.featurizer(batch["images"])
-            pooled[batch["ok"]] = p
-            if grid is not None:
-                grid[batch["ok"]] = g
     block = RowBlock(
         keys=[items[j].key for j in idx],
         content_hash=[hashes[j] for j in idx],
         status=list(batch["status"]),
         reason=list(batch["reason"]),
         input_index=np.array([index[j] for j in idx], dtype=np.int64),
-        image_pooled=pooled,
-        image_grid=grid,
+        image_pooled=None,
+        image_grid=None,
     )
     if ext.text is not None:
         tokens, mask, tpooled = ext.text.encode([items[j].text for j in idx], ext.cfg.text_len)
@@ -318,6 +313,89 @@ def _featurize(batch, items, hashes, index, ext: Extractor) -> RowBlock:
         block.text_mask = mask.astype(np.uint8)
         block.text_pooled = np.clip(tpooled, -F16_MAX, F16_MAX).astype(np.float16)
     return block
+
+
+@dataclass
+class _Waiting:
+    block: RowBlock
+    ok: list[int]  # rows of the block that have a decoded image, in order
+    images: torch.Tensor | None  # (len(ok), S, S, 3) uint8
+    left: int  # images not yet through the backbone
+
+
+class ImageQueue:
+    """Row batches wait here until their images fill whole forward passes; rows leave in order.
+
+    Decoding works on fixed slices of the to-do list, but in a catalogue where few products have an
+    image (VISUELLE: 1 in 10) one slice per forward pass would mostly run padding. Images of
+    consecutive slices share forward passes instead. Every pass has the same shape (the featurizer
+    pads the last one), so an image's features still do not depend on which images it ran with.
+    """
+
+    def __init__(self, ext: Extractor):
+        self.ext, self.rows, self.images = ext, deque(), []  # images: (waiting, k-th of its images)
+
+    def put(self, block: RowBlock, batch) -> None:
+        w = _Waiting(block, batch["ok"], batch["images"], len(batch["ok"]))
+        self.rows.append(w)
+        self.images += [(w, k) for k in range(w.left)]
+
+    def pending_images(self) -> int:
+        return len(self.images)
+
+    def ready(self, final: bool = False) -> list[RowBlock]:
+        """Run every full forward pass (and, if `final`, the last partial one); return finished rows."""
+        bs = self.ext.cfg.batch_size
+        while len(self.images) >= bs or (final and self.images):
+            take, self.images = self.images[:bs], self.images[bs:]
+            groups = _consecutive(take)
+            if len(groups) == 1 and groups[0][1] == 0 and groups[0][2] == len(groups[0][0].ok):
+                x = groups[0][0].images  # one whole decoded batch: use it as is (pinned memory)
+            else:
+                x = torch.cat([w.images[k0:k1] for w, k0, k1 in groups])
+            pooled, grid = self.ext.featurizer(x)
+            at = 0
+            for w, k0, k1 in groups:
+                self._fill(w, k0, k1, pooled[at : at + k1 - k0], None if grid is None else grid[at : at + k1 - k0])
+                at += k1 - k0
+        out = []
+        while self.rows and self.rows[0].left == 0:
+            out.append(self._finish(self.rows.popleft()))
+        return out
+
+    def _fill(self, w: _Waiting, k0: int, k1: int, pooled, grid) -> None:
+        b, n = w.block, len(w.block)
+        if k1 - k0 == n:  # every row has an image and they ran together: keep the arrays, no copy
+            b.image_pooled, b.image_grid = pooled, grid
+        else:
+            self._zeros(b)
+            rows = w.ok[k0:k1]
+            b.image_pooled[rows] = pooled
+            if grid is not None:
+                b.image_grid[rows] = grid
+        w.left -= k1 - k0
+
+    def _zeros(self, b: RowBlock) -> None:
+        if b.image_pooled is None:
+            n, c = len(b), self.ext.image.spec.channels
+            b.image_pooled = np.zeros((n, c), np.float16)
+            if not self.ext.cfg.pooled_only:
+                b.image_grid = np.zeros((n, self.ext.image.grid[0] * self.ext.image.grid[1], c), np.float16)
+
+    def _finish(self, w: _Waiting) -> RowBlock:
+        self._zeros(w.block)  # rows without any readable image
+        return w.block
+
+
+def _consecutive(take: list[tuple[_Waiting, int]]) -> list[tuple[_Waiting, int, int]]:
+    """[(waiting, k0, k1)]: runs of images from the same row batch."""
+    groups: list[tuple[_Waiting, int, int]] = []
+    for w, k in take:
+        if groups and groups[-1][0] is w and groups[-1][2] == k:
+            groups[-1] = (w, groups[-1][1], k + 1)
+        else:
+            groups.append((w, k, k + 1))
+    return groups
 
 
 def _report(out: Path, inputs: I.Inputs, extracted: int, seconds: float, random_weights: bool, attrs: dict) -> ExtractReport:

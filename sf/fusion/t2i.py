@@ -1,4 +1,7 @@
-"""One-way attention, text → image: each word attends to the image regions; F = GELU(W_F u^{T→I} + b_F)."""
+"""One-way attention, text → image: each word attends to the image regions; F = GELU(W_F u^{T→I} + b_F).
+
+`OneWayAttention` also serves the image → text direction (sf/fusion/i2t.py); only `direction` differs.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,9 @@ from sf.fusion import register_fusion
 from sf.fusion.base import Fusion, FusionOutput, cross_attention
 
 
-@register_fusion("t2i", "one-way attention: words attend to image regions (the image as seen by the text)")
-class TextToImage(Fusion):
+class OneWayAttention(Fusion):
+    direction = "t2i"  # which half of the bi-attention to keep: "t2i" or "i2t"
+
     def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.combine = nn.Linear(self.width, self.out_dim)
@@ -18,5 +22,10 @@ class TextToImage(Fusion):
     def forward(self, batch: dict[str, torch.Tensor]) -> FusionOutput:
         vt, tmask = self.text_tokens(batch)
         att = cross_attention(vt, tmask, self.image_tokens(batch))
-        maps = self.full_length({"t2i": att["t2i"]}, batch["text_mask"].shape[1])
-        return FusionOutput(self.drop(nn.functional.gelu(self.combine(att["u_t2i"]))), maps)
+        maps = self.full_length({self.direction: att[self.direction]}, batch["text_mask"].shape[1])
+        return FusionOutput(self.drop(nn.functional.gelu(self.combine(att[f"u_{self.direction}"]))), maps)
+
+
+@register_fusion("t2i", "one-way attention: words attend to image regions (the image as seen by the text)")
+class TextToImage(OneWayAttention):
+    direction = "t2i"
