@@ -265,7 +265,7 @@ def _extract_rows(inputs, hashes, todo, ext: Extractor, files: StoreFiles, attrs
 
     progress = Progress(
         TextColumn("[bold]extract[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>6.1f} img/s"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        TextColumn("{task.fields[rate]:>6.1f} rows/s"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
         console=console,
     )
     todo_hashes, todo_index = [hashes[j] for j in todo], [inputs.index[j] for j in todo]

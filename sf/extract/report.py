@@ -23,7 +23,7 @@ def print_report(report: ExtractReport, console: Console) -> None:
     for status in (S.STATUS_OK, S.STATUS_NO_IMAGE, S.STATUS_UNREADABLE):
         t.add_row(f"status {status}", str(report.counts.get(status, 0)))
     if report.extracted:
-        t.add_row("speed (decode -> forward -> write)", f"{report.rows_per_s:.1f} img/s over {report.seconds:.1f} s")
+        t.add_row("speed (decode -> forward -> write)", f"{report.rows_per_s:.1f} rows/s over {report.seconds:.1f} s")
     console.print(t)
     if report.unreadable:
         u = Table(title=f"unreadable images ({len(report.unreadable)})", header_style="bold")
