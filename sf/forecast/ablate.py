@@ -226,14 +226,8 @@ def ablation_table(result: AblationResult) -> Table:
     best = min((s for s in result.summary if s["group"] != "reference" and "val" in s),
                key=lambda s: s["val"]["mean"].get("WAPE", float("inf")), default=None)
     n = max(len(s["seeds"]) for s in result.summary)
-    table = Table(title=f"Ablation — {split} metrics in units, mean ± std over {n} seed(s); "
-                        f"{result.split['kind']} split (same for every row)")
-    table.add_column("row")
-    for m in H.METRIC_FORMATS:
-        table.add_column(f"{m}{' (pooled)' if m == 'WAPE' else ''}", justify="right")
-    if split != "val":
-        table.add_column("val WAPE", justify="right", style="dim")
-    table.add_column("s/run", justify="right", style="dim")
+    table = H.metrics_table(f"Ablation — {split} metrics in units, mean ± std over {n} seed(s); "
+                            f"{result.split['kind']} split (same for every row)", split, [("row", {})])
     group = None
     for s in result.summary:
         if group is not None and s["group"] != group:

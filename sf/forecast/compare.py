@@ -247,15 +247,9 @@ def compare_table(result: CompareResult, label: str) -> Table:
     split = H.report_split(summary)
     sp = result.splits[label]
     n = max(len(s["seeds"]) for s in summary)
-    table = Table(title=f"{label}: {split} metrics in units — neural models mean ± std over {n} seed(s), "
-                        f"baselines deterministic; {sp['kind']} split (same for every row)")
-    table.add_column("rank", justify="right")
-    table.add_column("model")
-    for m in H.METRIC_FORMATS:
-        table.add_column(f"{m}{' (pooled)' if m == 'WAPE' else ''}", justify="right")
-    if split != "val":
-        table.add_column("val WAPE", justify="right", style="dim")
-    table.add_column("s/run", justify="right", style="dim")
+    table = H.metrics_table(f"{label}: {split} metrics in units — neural models mean ± std over {n} seed(s), "
+                            f"baselines deterministic; {sp['kind']} split (same for every row)", split,
+                            [("rank", {"justify": "right"}), ("model", {})])
     for s in summary:
         cells = [H.cell(s, split, m, fmt) for m, fmt in H.METRIC_FORMATS.items()]
         if split != "val":

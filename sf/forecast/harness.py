@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from sf.data.atomic import atomic_write_text
 from sf.errors import SfError
@@ -276,6 +277,20 @@ def table_frame(summary: list[dict], extra: dict[str, list] | None = None) -> pl
 
 def write_csv(df: pl.DataFrame, path) -> None:
     atomic_write_text(path, df.write_csv())
+
+
+def metrics_table(title: str, split: str, lead: list[tuple[str, dict]]) -> Table:
+    """The ablation's and the comparison's table: `lead` columns, every metric on `split`, then validation
+    WAPE (where the table reports test) and seconds per run. Rows follow `cell()`'s formatting."""
+    table = Table(title=title)
+    for name, options in lead:
+        table.add_column(name, **options)
+    for m in METRIC_FORMATS:
+        table.add_column(f"{m}{' (pooled)' if m == 'WAPE' else ''}", justify="right")
+    if split != "val":
+        table.add_column("val WAPE", justify="right", style="dim")
+    table.add_column("s/run", justify="right", style="dim")
+    return table
 
 
 def cell(summary_row: dict, split: str, metric: str, fmt: str = "{:.1f}") -> str:
