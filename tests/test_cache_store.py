@@ -262,3 +262,23 @@ def test_sparse_images_share_forward_passes_and_keep_their_features(tmp_path, mo
     d = load_features(job.run(I.from_images_dir(dense), tmp_path / "d.h5", tiny_config(text_encoder="none")).out)
     np.testing.assert_array_equal(s.image_pooled[s.has_image], d.image_pooled[d.rows([f"img{i:03d}" for i in range(0, 16, 4)])])
     np.testing.assert_array_equal(s.image_grid[s.has_image], d.image_grid[d.rows([f"img{i:03d}" for i in range(0, 16, 4)])])
+
+
+def test_parts_fold_into_the_rows_their_keys_own(base_store, tmp_path):
+    """A later part that changes a key a fresh part appended must overwrite that key's row, no other."""
+    from sf.cache.writer import StoreFiles, read_block
+
+    with h5py.File(base_store, "r") as f:
+        block = read_block(f)
+    attrs = read_attrs(base_store)
+    files = StoreFiles(tmp_path / "s.h5")
+    files.write_part(attrs, block.take([0, 1, 2]))
+    changed = block.take([1])
+    changed.image_pooled = changed.image_pooled + np.float16(1)
+    changed.content_hash = ["changed"]
+    files.write_part(attrs, changed)
+    files.finalize(attrs, complete=True)
+    f = load_features(tmp_path / "s.h5")
+    assert f.keys == block.keys[:3]
+    np.testing.assert_array_equal(f.image_pooled[1], block.image_pooled[1] + np.float16(1))
+    np.testing.assert_array_equal(f.image_pooled[[0, 2]], block.image_pooled[[0, 2]])

@@ -69,3 +69,23 @@ def test_column_split_follows_the_products_table(inp):
 def test_bad_fractions_are_refused(inp):
     with pytest.raises(SfError, match="fractions"):
         make_split(inp, "random", fractions=(0.5, 0.2, 0.1))
+
+
+def test_attribute_values_only_held_out_products_have_become_unknown(inp):
+    from sf.forecast.inputs import with_training_vocab
+
+    split = make_split(inp, "random", seed=0)
+    a = inp.attributes.copy()
+    name = inp.attribute_names[0]
+    a[split["test"][0], 0] = len(inp.attribute_vocab[name]) + 1  # a value no training product has
+    held = replace(inp, attributes=a, attribute_vocab={**inp.attribute_vocab, name: [*inp.attribute_vocab[name], "unseen"]})
+    out = with_training_vocab(held, split["train"])
+    assert "unseen" not in out.attribute_vocab[name]
+    assert out.attributes[split["test"][0], 0] == 0
+    # Training rows keep their values: decoding a code through the new vocabulary gives the same value back.
+    for j, n in enumerate(inp.attribute_names):
+        for r in split["train"][:20]:
+            old, new = held.attributes[r, j], out.attributes[r, j]
+            assert (old == 0) == (new == 0)
+            if old:
+                assert held.attribute_vocab[n][old - 1] == out.attribute_vocab[n][new - 1]

@@ -312,7 +312,8 @@ class StoreFiles:
                 with _open(p, "r") as pf:
                     part_keys = pf[S.KEYS].asstr()[()]
                     if not any(k in index for k in part_keys):
-                        index.update((k, len(index) + i) for i, k in enumerate(part_keys))
+                        n0 = len(index)
+                        index.update((k, n0 + i) for i, k in enumerate(part_keys))
                         append_file(f, pf)
                         continue
                     block = read_block(pf)

@@ -89,5 +89,6 @@ class TensorInputs:
         y, y_mask = self.t["y"][idx], self.t["y_mask"][idx]
         k = torch.as_tensor(observed, device=self.device)
         obs_mask = ((self.steps < (k[:, None] if k.ndim else k)) & y_mask).float()
-        out.update(y=y, y_mask=y_mask, obs=y * obs_mask, obs_mask=obs_mask)
+        # The loss scores only what the model is not shown: weeks given as input are no forecast.
+        out.update(y=y, y_mask=y_mask, obs=y * obs_mask, obs_mask=obs_mask, loss_mask=y_mask & (obs_mask == 0))
         return out

@@ -24,7 +24,7 @@ from rich.table import Table
 from sf.data.atomic import atomic_write_text
 from sf.errors import SfError
 from sf.forecast.config import TrainConfig
-from sf.forecast.inputs import Inputs
+from sf.forecast.inputs import Inputs, with_training_vocab
 from sf.forecast.metrics import POINT_METRICS, aggregate, compute_metrics, hit_threshold
 from sf.forecast.splits import describe, make_split, resolve_kind
 
@@ -65,6 +65,7 @@ def make_shared(label: str, inp: Inputs, cfg: TrainConfig, split: dict[str, np.n
     kind = resolve_kind(inp, cfg.split)
     if split is None:
         split = make_split(inp, kind, seed=cfg.split_seed, fractions=cfg.fractions)
+    inp = with_training_vocab(inp, split["train"])
     parts = {k: inp.take(split[k]) for k in SPLITS}
     if len(parts["val"]) == 0:
         raise SfError(f"{label}: the {kind} split left no validation products ({len(inp)} in all); "
@@ -135,7 +136,8 @@ def run_job(job: Job, shared: dict[str, Shared] | None = None) -> dict:
         if job.perturb:
             part = PERTURBATIONS[job.perturb](part, job.seed)
         yhat = forecast(part)
-        out[name] = compute_metrics(part.y, yhat, part.y_mask, data.hit_threshold)
+        quantiles = tuple(job.cfg.quantiles) if yhat.ndim == 3 else None  # a quantile-loss config from --config
+        out[name] = compute_metrics(part.y, yhat, part.y_mask, data.hit_threshold, quantiles)
     out["seconds"] = time.perf_counter() - t0
     return out
 

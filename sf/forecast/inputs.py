@@ -62,6 +62,23 @@ class Inputs:
         return self.exog.shape[1] - self.horizon
 
 
+def with_training_vocab(inp: Inputs, train_rows) -> Inputs:
+    """Attribute codes re-numbered over the values the training products have; any other value becomes
+    0 (unknown), which is all a model can know about it: no embedding is ever trained for it, and a new
+    product with that value is coded 0 by `sf predict` too. The saved vocabulary then never depends
+    on validation or test products."""
+    train_codes = inp.attributes[np.asarray(train_rows)]
+    codes = np.zeros_like(inp.attributes)
+    vocab: dict[str, list[str]] = {}
+    for j, name in enumerate(inp.attribute_names):
+        seen = sorted(set(train_codes[:, j].tolist()) - {0})
+        renumber = np.zeros(len(inp.attribute_vocab[name]) + 1, dtype=np.int64)
+        renumber[seen] = np.arange(1, len(seen) + 1)
+        codes[:, j] = renumber[inp.attributes[:, j]]
+        vocab[name] = [inp.attribute_vocab[name][k - 1] for k in seen]
+    return replace(inp, attributes=codes, attribute_vocab=vocab)
+
+
 def _attribute_codes(ds: Dataset, ids: list[str], vocab: dict[str, list[str]] | None):
     names = list(vocab) if vocab is not None else list(ds.attribute_columns)
     prod = ds.products.select(["product_id", *[n for n in names if n in ds.products.columns]])

@@ -29,7 +29,7 @@ from sf.errors import SfError
 from sf.forecast import plots
 from sf.forecast.base import Dims, create_model
 from sf.forecast.config import TrainConfig, config_from_dict
-from sf.forecast.inputs import Inputs, build_inputs
+from sf.forecast.inputs import Inputs, build_inputs, with_training_vocab
 from sf.forecast.metrics import aggregate, compute_metrics, hit_threshold, point_index
 from sf.forecast.splits import describe, make_split, resolve_kind
 from sf.forecast.train import FitResult, fit, predict, resolve_device
@@ -252,6 +252,7 @@ def train_run(cfg: TrainConfig, resume: bool = False, force: bool = False, conso
     _check_out_dir(out, store, force)
     kind = resolve_kind(inputs, cfg.split)
     split = make_split(inputs, kind, seed=cfg.split_seed, fractions=cfg.fractions)
+    inputs = with_training_vocab(inputs, split["train"])
     parts = {k: inputs.take(v) for k, v in split.items()}
     train, val = parts["train"], parts["val"]
     if len(val) == 0:

@@ -120,8 +120,8 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
         for idx in torch.randperm(tr.n, generator=gen).split(cfg.batch_size):
             observed = torch.randint(0, cfg.observe_max + 1, (len(idx),), generator=gen) if cfg.observe_max else 0
             b = tr.batch(idx, observed)
-            n = b["y_mask"].sum()
-            loss = objective.loss_sum(model(b), b["y"], b["y_mask"]) / n.clamp(min=1)
+            n = b["loss_mask"].sum()
+            loss = objective.loss_sum(model(b), b["y"], b["loss_mask"]) / n.clamp(min=1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -158,8 +158,8 @@ def evaluate(model: nn.Module, data: TensorInputs, objective: Objective, observe
     total, cells = 0.0, 0
     for idx in torch.arange(data.n).split(EVAL_BATCH):
         b = data.batch(idx, observed)
-        total += float(objective.loss_sum(model(b), b["y"], b["y_mask"]))
-        cells += int(b["y_mask"].sum())
+        total += float(objective.loss_sum(model(b), b["y"], b["loss_mask"]))
+        cells += int(b["loss_mask"].sum())
     return total / max(cells, 1)
 
 
