@@ -18,7 +18,7 @@ app = typer.Typer(
     help="Forecast new-product sales from images, descriptions and sales history.\n\n"
     "Two stages: `sf extract` runs frozen backbones once into an HDF5 feature store; "
     "`sf train` trains fusion + forecasting heads from that store.\n\n"
-    "Example: sf demo-data demo_data && sf extract --data demo_data && sf train --features cache/demo_resnet101.h5 --data demo_data",
+    "Example: sf demo-data demo_data && sf extract --data demo_data --backbone efficientnet_lite0 && sf train --features cache/demo_efficientnet_lite0.h5 --data demo_data",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -207,13 +207,13 @@ def cache_merge(
 def train(
     features: Optional[Path] = typer.Option(None, "--features", "-f", help="Feature store from `sf extract` (HDF5)."),
     data: Optional[Path] = typer.Option(None, "--data", "-d", help="Dataset folder with the products' sales."),
-    horizon: Optional[int] = typer.Option(None, help="Steps to forecast [default: the longest sales history]."),
+    horizon: Optional[int] = typer.Option(None, help="Steps to forecast (default: the longest sales history)."),
     model: Optional[str] = typer.Option(None, help="Registered model: sf (default), gtm, ekambaram."),
     fusion: Optional[str] = typer.Option(None, help="biattn (default) | t2i | i2t | concat | image | text | none."),
     head: Optional[str] = typer.Option(None, help="bilstm (default) | lstm."),
-    hidden: Optional[int] = typer.Option(None, help="Hidden width [default: the model's; sf: 30]."),
-    dropout: Optional[float] = typer.Option(None, help="Dropout [default: the model's; sf: 0.2]."),
-    epochs: Optional[int] = typer.Option(None, help="Most epochs [default: 100]; early stopping on validation."),
+    hidden: Optional[int] = typer.Option(None, help="Hidden width (default: the model's; sf: 30)."),
+    dropout: Optional[float] = typer.Option(None, help="Dropout (default: the model's; sf: 0.2)."),
+    epochs: Optional[int] = typer.Option(None, help="Most epochs (default: 100); early stopping on validation."),
     patience: Optional[int] = typer.Option(None, help="Epochs without a better validation loss before stopping [10]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size [32]."),
     lr: Optional[float] = typer.Option(None, help="Learning rate [0.001]."),
@@ -228,8 +228,8 @@ def train(
     no_attributes: bool = typer.Option(False, "--no-attributes", help="Leave the attribute embeddings out."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these settings (flags win)."),
-    name: Optional[str] = typer.Option(None, help="Run name [default: <store>_<model>_<fusion>_<head>]."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder [default: runs/<name>]."),
+    name: Optional[str] = typer.Option(None, help="Run name (default: <store>_<model>_<fusion>_<head>)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<name>)."),
     resume: bool = typer.Option(False, help="Reuse finished seeds' checkpoints in the run folder (same settings and store)."),
     force: bool = typer.Option(False, help="Replace a run folder made from another feature store."),
 ) -> None:
@@ -237,7 +237,7 @@ def train(
 
     Writes the run folder: config.json, checkpoints/seed*.pt, metrics.json, predictions.parquet and PNGs.
 
-    Example: sf train --features cache/demo_resnet101.h5 --data demo_data --fusion biattn --head bilstm
+    Example: sf train --features cache/demo_efficientnet_lite0.h5 --data demo_data --fusion biattn --head bilstm
     """
     from sf.forecast.config import load_config, parse_quantiles
     from sf.forecast.report import metrics_table
@@ -368,9 +368,9 @@ def _print_notes(notes) -> None:
 def predict(
     model: Path = typer.Option(..., "--model", "-m", help="Run folder from `sf train` (or one checkpoint file)."),
     data: Path = typer.Option(..., "--data", "-d", help="Folder of new products: products table + images/; sales optional."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Forecast table, .parquet or .csv [default: <run>/forecasts_<data name>.parquet]."),
-    store: Optional[Path] = typer.Option(None, "--store", help="Feature store for the new products [default: <run>/features_new.h5]."),
-    observed: Optional[int] = typer.Option(None, "--observed", help="Use at most this many leading weeks of given sales [default: all the model was trained to use]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Forecast table, .parquet or .csv (default: <run>/forecasts_<data name>.parquet)."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Feature store for the new products (default: <run>/features_new.h5)."),
+    observed: Optional[int] = typer.Option(None, "--observed", help="Use at most this many leading weeks of given sales (default: all the model was trained to use)."),
     extract: bool = typer.Option(True, "--extract/--no-extract", help="Extract missing features with the model's backbone and text encoder (--no-extract: the store must hold them)."),
     device: str = typer.Option("cpu", help="cpu | cuda (for the forecasting model; extraction picks its own)."),
 ) -> None:
@@ -395,8 +395,8 @@ def predict(
 def evaluate(
     model: Path = typer.Option(..., "--model", "-m", help="Run folder from `sf train` (or one checkpoint file)."),
     data: Path = typer.Option(..., "--data", "-d", help="Dataset folder with the products' sales (e.g. next season)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Result folder [default: <run>/eval_<data name>]."),
-    store: Optional[Path] = typer.Option(None, "--store", help="Feature store for these products [default: <run>/features_new.h5]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Result folder (default: <run>/eval_<data name>)."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Feature store for these products (default: <run>/features_new.h5)."),
     split: Optional[str] = typer.Option(None, help="Score only products whose split column is this (train | val | test)."),
     observed: int = typer.Option(0, "--observed", help="Give the first K weeks as inputs and score the later ones."),
     extract: bool = typer.Option(True, "--extract/--no-extract", help="Extract missing features with the model's extractor (--no-extract: the store must hold them)."),
@@ -422,9 +422,9 @@ def evaluate(
 def explain(
     model: Path = typer.Option(..., "--model", "-m", help="Run folder from `sf train` (or one checkpoint file)."),
     product: str = typer.Option(..., "--product", "-p", help="product_id to explain."),
-    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Folder holding the product [default: the model's training data]."),
-    store: Optional[Path] = typer.Option(None, "--store", help="Its feature store [default: the training store, or <run>/features_new.h5 with --data]."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="PNG to write [default: <run>/explain/<product>.png]."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Folder holding the product (default: the model's training data)."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Its feature store (default: the training store, or <run>/features_new.h5 with --data)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="PNG to write (default: <run>/explain/<product>.png)."),
     analogs: int = typer.Option(5, help="Nearest training products to show with their real sales."),
     extract: bool = typer.Option(True, "--extract/--no-extract", help="With --data: extract the product's features if the store lacks them."),
 ) -> None:
@@ -460,9 +460,9 @@ def demo(
     study_epochs: Optional[int] = typer.Option(None, "--study-epochs", help="Most epochs per ablation/comparison run [25; --fast 5]."),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="Catalogue picture side in pixels [128; --fast 64]."),
     extract_size: Optional[int] = typer.Option(None, "--extract-size", help="Backbone input side in pixels [160; --fast 64]."),
-    backbone: Optional[str] = typer.Option(None, help="Image backbone [the best with pretrained weights offline]."),
-    weights: Optional[str] = typer.Option(None, help="imagenet | random | PATH [what the backbone choice found]."),
-    text_encoder: Optional[str] = typer.Option(None, "--text-encoder", help="minilm | hash [minilm if installed]."),
+    backbone: Optional[str] = typer.Option(None, help="Image backbone (the best with pretrained weights offline)."),
+    weights: Optional[str] = typer.Option(None, help="imagenet | random | PATH (what the backbone choice found)."),
+    text_encoder: Optional[str] = typer.Option(None, "--text-encoder", help="minilm | hash (minilm if installed)."),
     ablation: bool = typer.Option(True, "--ablation/--no-ablation", help="Run the small ablation."),
     compare: bool = typer.Option(True, "--compare/--no-compare", help="Run the model comparison."),
 ) -> None:

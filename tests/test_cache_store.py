@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import h5py
+import polars as pl
 import numpy as np
 import pytest
 
@@ -282,3 +283,19 @@ def test_parts_fold_into_the_rows_their_keys_own(base_store, tmp_path):
     assert f.keys == block.keys[:3]
     np.testing.assert_array_equal(f.image_pooled[1], block.image_pooled[1] + np.float16(1))
     np.testing.assert_array_equal(f.image_pooled[[0, 2]], block.image_pooled[[0, 2]])
+
+
+def test_shards_updated_from_a_reordered_listing_merge_in_its_order(tmp_path):
+    import shutil
+
+    a = make_dataset(tmp_path / "a", n=10)
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    products = pl.read_csv(b / "products.csv")
+    products.reverse().write_csv(b / "products.csv")  # the catalogue's new export lists products the other way round
+    (b / "images" / "img004.png").write_bytes((a / "images" / "img007.png").read_bytes())  # one product re-shot
+    for data in (a, b):  # shards made from listing a, then updated incrementally from listing b
+        shards = [job.run(I.from_dataset(data), tmp_path / f"s{i}.h5", tiny_config(shard=f"{i}/2")).out for i in range(2)]
+    merged = merge_stores(tmp_path / "m.h5", shards).out
+    clean = job.run(I.from_dataset(b), tmp_path / "clean.h5", tiny_config()).out
+    assert load_features(merged).keys == load_features(clean).keys == products.reverse()["product_id"].to_list()

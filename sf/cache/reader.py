@@ -59,9 +59,13 @@ def read_attrs(path: str | Path) -> dict:
         raise SfError(f"{path}: feature store not found (make one with `sf extract`)")
     try:
         with h5py.File(path, "r") as f:
-            return {k: S._plain(v) for k, v in f.attrs.items()}
+            attrs = {k: S._plain(v) for k, v in f.attrs.items()}
+            is_store = S.KEYS in f and S.STATUS in f and "schema_version" in attrs
     except OSError as e:
         raise SfError(f"{path}: not a readable HDF5 feature store ({e})") from None
+    if not is_store:
+        raise SfError(f"{path}: an HDF5 file but not an sf feature store (no {S.KEYS}/{S.STATUS} datasets or schema_version)")
+    return attrs
 
 
 def _strings(ds) -> np.ndarray:

@@ -65,19 +65,6 @@ class RowBlock:
                 out[f.name] = v[idx]
         return RowBlock(**out)
 
-    @staticmethod
-    def concat(blocks: list["RowBlock"]) -> "RowBlock":
-        out = {}
-        for f in fields(RowBlock):
-            vs = [getattr(b, f.name) for b in blocks]
-            if vs[0] is None:
-                out[f.name] = None
-            elif isinstance(vs[0], list):
-                out[f.name] = [x for v in vs for x in v]
-            else:
-                out[f.name] = np.concatenate(vs)
-        return RowBlock(**out)
-
     def nbytes(self) -> int:
         return sum(getattr(self, f.name).nbytes for f in fields(self) if isinstance(getattr(self, f.name), np.ndarray))
 
@@ -248,8 +235,8 @@ class StoreFiles:
             self.clean_leftovers()
             yield self
         finally:
-            with contextlib.suppress(OSError):
-                self.lock_path.unlink()
+            # The lock file stays: deleting it would let a second writer lock a new file while a third
+            # still holds the old one.
             fh.close()
 
     def clean_leftovers(self) -> None:
@@ -298,8 +285,13 @@ class StoreFiles:
         failpoint("part-written")
         return final
 
-    def finalize(self, attrs: dict, complete: bool, compression: str = "none") -> None:
-        """Fold the parts into NAME.h5 atomically (see the module docstring)."""
+    def finalize(self, attrs: dict, complete: bool, compression: str = "none",
+                 positions: dict[str, int] | None = None) -> None:
+        """Fold the parts into NAME.h5 atomically (see the module docstring).
+
+        `positions`: key -> index in the listing this run read (whose hash goes into the attributes);
+        rows kept from an earlier run get their position in this listing, so `sf cache merge` can
+        restore input order from any shard, resumed or incremental."""
         parts = self.parts()
         if self.out.exists():
             shutil.copyfile(self.out, self.tmp)
@@ -325,6 +317,14 @@ class StoreFiles:
                         index[k] = len(index)
                         new.append(i)
                 append(f, block.take(new))
+            if positions:
+                ds = f[S.INPUT_INDEX]
+                idx = ds[()]
+                moved = [(i, positions[k]) for i, k in enumerate(index) if k in positions and idx[i] != positions[k]]
+                if moved:
+                    for i, pos in moved:
+                        idx[i] = pos
+                    ds[...] = idx
             now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             write_attrs(f, {**attrs, "created": S._plain(created) if created is not None else now, "updated": now})
             f.attrs["complete"] = bool(complete)

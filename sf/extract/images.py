@@ -47,15 +47,6 @@ class ImagePrep:
         d["mean"], d["std"], d["background"] = list(self.mean), list(self.std), list(self.background)
         return d
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "ImagePrep":
-        d = dict(d)
-        for k in ("mean", "std", "background"):
-            if k in d:
-                d[k] = tuple(d[k])
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in d.items() if k in known})
-
 
 def open_checked(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Open lazily (header only) and refuse empty, non-image and oversized files."""

@@ -237,8 +237,12 @@ def run(inputs: I.Inputs, out: str | Path | None, cfg: ExtractConfig, console: C
         t0 = time.perf_counter()
         if todo:
             _extract_rows(inputs, hashes, todo, ext, files, attrs, console)
-        if files.parts() or not out.exists() or not read_attrs_of(out).get("complete", False):
-            files.finalize(attrs, complete=True, compression=cfg.compression)
+        stored = read_attrs_of(out) if out.exists() else {}
+        # A new listing (same rows, another order or subset) also rewrites the store: its row positions
+        # and listing hash must describe the same listing, or `sf cache merge` cannot restore its order.
+        if files.parts() or not stored.get("complete", False) or stored.get("input_sha256") != attrs["input_sha256"]:
+            files.finalize(attrs, complete=True, compression=cfg.compression,
+                           positions={it.key: int(i) for it, i in zip(inputs.items, inputs.index)})
         seconds = time.perf_counter() - t0
     return _report(out, inputs, len(todo), seconds, ext.image.random_weights, attrs)
 
@@ -339,9 +343,6 @@ class ImageQueue:
         w = _Waiting(block, batch["ok"], batch["images"], len(batch["ok"]))
         self.rows.append(w)
         self.images += [(w, k) for k in range(w.left)]
-
-    def pending_images(self) -> int:
-        return len(self.images)
 
     def ready(self, final: bool = False) -> list[RowBlock]:
         """Run every full forward pass (and, if `final`, the last partial one); return finished rows."""

@@ -34,14 +34,6 @@ def state_dict_sha256(state: dict[str, torch.Tensor] | torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def hub_checkpoint(url: str) -> Path:
     """Where torch.hub (and so torchvision's weights API) keeps the file for `url`."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
