@@ -52,8 +52,13 @@ def test_explain_a_training_product(trained, tmp_path):
     assert (exp.band[:, 0] <= exp.forecast + 1e-4).all() and (exp.forecast <= exp.band[:, 1] + 1e-4).all()
     _, y, _ = load_dataset(root).sales_matrix(["p0003"], H)
     np.testing.assert_allclose(exp.actual, y[0], rtol=1e-6)
-    # five analogs from the training products, never itself, most similar first, with their real sales
+    # five analogs from the training products (never validation or test ones), never itself, most similar
+    # first, with their real sales
     assert len(exp.analogs) == 5 and "p0003" not in [a.product_id for a in exp.analogs]
+    held_out = set(pl.read_parquet(run / "predictions.parquet")["product_id"].to_list())
+    assert not held_out & {a.product_id for a in exp.analogs}
+    # the reference curve is the one `sf train` scored against: the training products' mean
+    np.testing.assert_allclose(exp.reference, json.loads((run / "metrics.json").read_text())["train_mean_curve"])
     sims = [a.similarity for a in exp.analogs]
     assert sims == sorted(sims, reverse=True) and max(sims) <= 1 + 1e-6
     ids = [a.product_id for a in exp.analogs]
@@ -85,15 +90,19 @@ def _copy_rows(src: Path, dst: Path, rows: list[int], keys: list[str], has_image
 
 def test_a_twin_of_a_training_product_finds_it_first(trained, tmp_path):
     _, store, run = trained
+    held_out = set(pl.read_parquet(run / "predictions.parquet")["product_id"].to_list())  # val + test products
+    with h5py.File(store, "r") as f:
+        keys = list(f[S.KEYS].asstr()[()])
+    row = next(i for i, k in enumerate(keys) if k not in held_out)
     new = tmp_path / "new"
     new.mkdir()
-    pl.DataFrame({"product_id": ["twin", "blind"], "image": ["twin.png", ""], "text": ["item p0011", "item blind"],
+    pl.DataFrame({"product_id": ["twin", "blind"], "image": ["twin.png", ""], "text": [f"item {keys[row]}", "item blind"],
                   "release_date": ["2022-03-07", "2022-03-07"], "category": ["a", "b"]}).write_csv(new / "products.csv")
-    new_store = _copy_rows(store, tmp_path / "new.h5", [11, 12], ["twin", "blind"], [True, False])
+    new_store = _copy_rows(store, tmp_path / "new.h5", [row, 12], ["twin", "blind"], [True, False])
 
     exp = explain_product(ExplainConfig(model=run, product="twin", data=new, store=new_store, out=tmp_path / "t.png"),
                           words_for=split_words)
-    assert exp.analogs[0].product_id == "p0011"
+    assert exp.analogs[0].product_id == keys[row]
     assert exp.analogs[0].similarity == pytest.approx(1.0, abs=1e-4)
     assert exp.actual is None  # a new product: no sales to show
 

@@ -37,7 +37,8 @@ from sf.forecast.inputs import Inputs, build_inputs
 from sf.forecast.metrics import point_index
 from sf.forecast.new_products import (Extract, load_new_dataset, resolve_features, run_folder, training_data,
                                       training_store)
-from sf.forecast.runs import LoadedRun, check_fingerprint, load_run, mean_curve
+from sf.forecast.runs import LoadedRun, check_fingerprint, load_run
+from sf.forecast.splits import make_split, resolve_kind
 
 # (descriptions, store attributes) -> per description, the string of each stored token ("" = special token)
 WordsFor = Callable[[list[str], dict], list[list[str]]]
@@ -196,6 +197,17 @@ def _training_side(run: LoadedRun, notes: list[str]) -> tuple[Dataset | None, Fe
     return ds, feats, build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab)
 
 
+def _reference_curve(run: LoadedRun, notes: list[str]) -> np.ndarray | None:
+    """The training products' mean curve, exactly as `sf train` and `sf evaluate` use it."""
+    from sf.forecast.evaluate import training_reference  # evaluate imports from this module's neighbours
+
+    try:
+        return training_reference(run).mean_curve
+    except SfError as e:
+        notes.append(f"no training mean curve: {e}")
+        return None
+
+
 def explain_product(cfg: ExplainConfig, extract: Extract | None = None, words_for: WordsFor | None = None,
                     console=None, run: LoadedRun | None = None) -> Explanation:
     """Attention, forecast and analogs of `cfg.product`; writes the PNG and its JSON."""
@@ -249,7 +261,12 @@ def explain_product(cfg: ExplainConfig, extract: Extract | None = None, words_fo
 
     analogs, similarity = [], "none"
     if train_inp is not None and cfg.analogs > 0:
-        exclude = np.array([p == cfg.product for p in train_inp.product_ids]) | ~train_inp.y_mask.any(axis=1)
+        # Analogs come from the products the model trained on, never from its validation or test products.
+        c = run.config
+        train_rows = make_split(train_inp, resolve_kind(train_inp, c.split), seed=c.split_seed, fractions=c.fractions)["train"]
+        in_train = np.zeros(len(train_inp), dtype=bool)
+        in_train[train_rows] = True
+        exclude = np.array([p == cfg.product for p in train_inp.product_ids]) | ~train_inp.y_mask.any(axis=1) | ~in_train
         uses = run.config.fusion not in ("none",)
         if fused and uses:
             train_fused, _ = fused_and_attention(run, train_inp)
@@ -267,7 +284,7 @@ def explain_product(cfg: ExplainConfig, extract: Extract | None = None, words_fo
         product_id=cfg.product, text=text, image=image, has_image=has_image, has_text=has_text, regions=regions,
         words=words, forecast=point, band=band, quantiles=q, actual=inp.y[0] if known else None,
         actual_mask=inp.y_mask[0] if known else None,
-        reference=mean_curve(train_inp) if train_inp is not None else None, analogs=analogs, similarity=similarity,
+        reference=_reference_curve(run, notes), analogs=analogs, similarity=similarity,
         notes=notes,
     )
     out = Path(cfg.out) if cfg.out is not None else run_folder(run) / "explain" / f"{_safe(cfg.product)}.png"
