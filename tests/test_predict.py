@@ -180,3 +180,14 @@ def _loaded(folder: Path):
     df = pl.read_csv(folder / "products.csv")
     return type("D", (), {"product_ids": df["product_id"].to_list(), "root": folder,
                           "products": df.with_columns(pl.col("image").fill_null(""))})()
+
+
+def test_refuses_new_products_counted_in_another_period(trained, tmp_path):
+    root, _, run = trained
+    new = _new_products(tmp_path / "new")
+    meta = (root / "dataset.toml").read_text()
+    (new / "dataset.toml").write_text(meta.replace('period = "week"', 'period = "month"'))
+    extract = FakeExtract()
+    with pytest.raises(SfError, match=r"dataset\.toml: period 'month'.*'week'"):
+        predict_new(PredictConfig(model=run, data=new, out=tmp_path / "f.parquet"), extract=extract)
+    assert extract.calls == [] and not (tmp_path / "f.parquet").exists()

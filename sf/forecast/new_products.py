@@ -56,6 +56,11 @@ def _meta(root: Path, run: LoadedRun, notes: list[str]) -> DatasetMeta:
     train_dir = training_data(run)
     if (root / "dataset.toml").exists():
         meta = load_meta(root)
+        if train_dir is not None and (train_dir / "dataset.toml").exists():
+            trained = load_meta(train_dir).period
+            if meta.period != trained:
+                raise SfError(f"{root / 'dataset.toml'}: period {meta.period!r}, but the model was trained on "
+                              f"{trained!r} sales ({train_dir}); forecast steps would mean something else")
     elif train_dir is not None and (train_dir / "dataset.toml").exists():
         meta = load_meta(train_dir)
         meta = DatasetMeta(name=root.name, period=meta.period, exog_link=meta.exog_link,
