@@ -29,7 +29,7 @@ from sf.forecast.inputs import CALENDAR_FEATURES, Inputs, build_inputs
 from sf.forecast.metrics import aggregate, compute_metrics, hit_threshold, point_index
 from sf.forecast.new_products import Extract, load_new_dataset, resolve_features, run_folder, training_data
 from sf.forecast.predict import forecast, quantile_column, write_table
-from sf.forecast.runs import LoadedRun, load_run
+from sf.forecast.runs import LoadedRun, load_run, mean_curve
 from sf.forecast.splits import make_split, resolve_kind
 
 ROWS = (("MAE", "{:.2f}"), ("RMSE", "{:.2f}"), ("R2", "{:.3f}"), ("AUC", "{:.3f}"), ("Accuracy", "{:.3f}"),
@@ -104,8 +104,7 @@ def training_reference(run: LoadedRun) -> TrainingReference:
     inp = _light_inputs(load_dataset(data), run.horizon)
     kind = saved.get("split", {}).get("kind") or resolve_kind(inp, cfg.split)
     train = inp.take(make_split(inp, kind, seed=cfg.split_seed, fractions=cfg.fractions)["train"])
-    n = train.y_mask.sum(0)
-    curve = np.divide(np.where(train.y_mask, train.y, 0).sum(0), n, out=np.zeros(run.horizon), where=n > 0)
+    curve = mean_curve(train)
     thr = float(saved["hit_threshold"]) if "hit_threshold" in saved else hit_threshold(train.y, train.y_mask)
     return TrainingReference(curve, thr, f"recomputed from {data} ({kind} split, {len(train)} training products)")
 

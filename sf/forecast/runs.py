@@ -28,6 +28,7 @@ from sf.data.contract import load_dataset
 from sf.errors import SfError
 from sf.forecast import plots
 from sf.forecast.base import Dims, create_model
+from sf.forecast.baselines.common import masked_mean_curve
 from sf.forecast.config import TrainConfig, config_from_dict
 from sf.forecast.inputs import Inputs, build_inputs, with_training_vocab
 from sf.forecast.metrics import aggregate, compute_metrics, hit_threshold, point_index
@@ -189,8 +190,7 @@ class RunResult:
 
 def mean_curve(train: Inputs) -> np.ndarray:
     """Per-step mean of the training products' observed sales: the reference forecast."""
-    n = train.y_mask.sum(0)
-    return np.divide(np.where(train.y_mask, train.y, 0).sum(0), n, out=np.zeros(train.horizon), where=n > 0)
+    return masked_mean_curve(train.y, train.y_mask).astype(np.float64)
 
 
 def prepare_inputs(cfg: TrainConfig) -> tuple[Inputs, dict]:
