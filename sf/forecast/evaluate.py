@@ -28,8 +28,8 @@ from sf.forecast import plots
 from sf.forecast.inputs import CALENDAR_FEATURES, Inputs, build_inputs
 from sf.forecast.metrics import aggregate, compute_metrics, hit_threshold, point_index
 from sf.forecast.new_products import Extract, load_new_dataset, resolve_features, run_folder, training_data
-from sf.forecast.predict import forecast, quantile_column, write_table
-from sf.forecast.runs import LoadedRun, load_run, mean_curve
+from sf.forecast.predict import forecast, write_table
+from sf.forecast.runs import LoadedRun, load_run, mean_curve, prediction_frame
 from sf.forecast.splits import make_split, resolve_kind
 
 ROWS = (("MAE", "{:.2f}"), ("RMSE", "{:.2f}"), ("R2", "{:.3f}"), ("AUC", "{:.3f}"), ("Accuracy", "{:.3f}"),
@@ -165,7 +165,8 @@ def _one(run: LoadedRun, model) -> LoadedRun:
 def _write(out: Path, metrics: dict, inp: Inputs, ensemble: np.ndarray, per_seed: list, run: LoadedRun,
            ref: TrainingReference, q: tuple) -> None:
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
-    frames = [_frame(inp, p, seed, q) for seed, p in [(-1, ensemble), *zip(metrics["seeds"], per_seed)]]
+    # Same columns as `sf train`'s predictions.parquet; split "evaluate", seed -1 = the seed ensemble.
+    frames = [prediction_frame(inp, "evaluate", seed, p, q) for seed, p in [(-1, ensemble), *zip(metrics["seeds"], per_seed)]]
     write_table(pl.concat(frames), out / "predictions.parquet")
     point = ensemble[..., point_index(q)] if ensemble.ndim == 3 else ensemble
     plots.forecast_grid(inp.product_ids, inp.y, inp.y_mask, point, ref.mean_curve, out / "forecasts.png",
@@ -173,22 +174,6 @@ def _write(out: Path, metrics: dict, inp: Inputs, ensemble: np.ndarray, per_seed
                         band=ensemble if ensemble.ndim == 3 else None)
     totals = (np.where(inp.y_mask, inp.y, 0).sum(1), np.where(inp.y_mask, point, 0).sum(1))
     plots.totals_scatter({Path(metrics["data"]).name: totals}, out / "totals.png")
-
-
-def _frame(inp: Inputs, yhat: np.ndarray, seed: int, q: tuple) -> pl.DataFrame:
-    n, h = inp.y.shape
-    point = yhat[..., point_index(q)] if yhat.ndim == 3 else yhat
-    cols = {
-        "product_id": np.repeat(np.asarray(inp.product_ids, dtype=object), h),
-        "step": np.tile(np.arange(h, dtype=np.int32), n),
-        "y": pl.Series(np.where(inp.y_mask, inp.y, np.nan).reshape(-1), dtype=pl.Float32).fill_nan(None),
-        "yhat": point.reshape(-1).astype(np.float32),
-        "seed": np.full(n * h, seed, dtype=np.int32),  # -1: the seed ensemble
-    }
-    if yhat.ndim == 3:
-        for j, qq in enumerate(q):
-            cols[quantile_column(qq)] = yhat[..., j].reshape(-1).astype(np.float32)
-    return pl.DataFrame(cols)
 
 
 def _cell(fmt: str, value, std=None) -> str:

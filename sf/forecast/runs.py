@@ -320,11 +320,11 @@ def _evaluate(cfg, inputs, split, parts, fits, kind, store):
             "ensemble": compute_metrics(part.y, forecasts[name], part.y_mask, thr, q or None),
             "mean_curve": compute_metrics(part.y, baseline, part.y_mask, thr),
         }
-        frames += [_prediction_frame(part, name, f.seed, p, q) for f, p in zip(fits, per_seed)]
+        frames += [prediction_frame(part, name, f.seed, p, q) for f, p in zip(fits, per_seed)]
     return metrics, forecasts, frames
 
 
-def _prediction_frame(part: Inputs, split: str, seed: int, yhat: np.ndarray, quantiles) -> pl.DataFrame:
+def prediction_frame(part: Inputs, split: str, seed: int, yhat: np.ndarray, quantiles) -> pl.DataFrame:
     n, h = part.y.shape
     point = yhat[..., point_index(quantiles)] if yhat.ndim == 3 else yhat
     cols = {
