@@ -10,7 +10,9 @@ from sf.errors import SfError
 from sf.extract import backbones as B
 from sf.extract import text as T
 from sf.extract.runtime import ImageFeaturizer
-from tests.test_extract_helpers import one_thread, make_images  # noqa: F401
+from tests.test_extract_helpers import make_images
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SIZE = 64  # -> a 2x2 grid for every backbone (stride 32)
 AVAILABLE = [n for n, b in B.REGISTRY.items() if b.available()]

@@ -16,7 +16,9 @@ from sf.cache.verify import verify_store
 from sf.errors import SfError
 from sf.extract import inputs as I
 from sf.extract import job
-from tests.test_extract_helpers import one_thread, assert_same_store, make_dataset, make_images, random_image, store_arrays, tiny_config  # noqa: F401 (autouse fixture)
+from tests.test_extract_helpers import assert_same_store, make_dataset, make_images, random_image, store_arrays, tiny_config
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ import h5py
 import numpy as np
 import polars as pl
 import pytest
-import torch
 from PIL import Image
 
 from sf.extract.job import ExtractConfig
@@ -23,14 +22,7 @@ TINY = dict(backbone="resnet18", weights="random", image_size=32, text_encoder="
             device="cpu", precision="fp32")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: one intra-op thread avoids OpenMP spin contention
-    (25x slower here under load). Subprocesses get OMP_NUM_THREADS=1 so their bits match."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(**kw) -> ExtractConfig:

@@ -13,7 +13,9 @@ from sf.errors import SfError
 from sf.extract import inputs as I
 from sf.extract import job
 from sf.extract.images import BadImage, ImagePrep, load_image
-from tests.test_extract_helpers import one_thread, jpeg_bytes, make_images, png_header_only, random_image, tiny_config  # noqa: F401 (autouse fixture)
+from tests.test_extract_helpers import jpeg_bytes, make_images, png_header_only, random_image, tiny_config
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 PREP = ImagePrep(image_size=16, fit="pad")
 RED = np.array([255, 0, 0])

@@ -16,7 +16,9 @@ from sf.cache.reader import load_features
 from sf.errors import SfError
 from sf.extract import inputs as I
 from sf.extract import job
-from tests.test_extract_helpers import one_thread, assert_same_store, make_dataset, tiny_config  # noqa: F401 (autouse fixture)
+from tests.test_extract_helpers import assert_same_store, make_dataset, tiny_config
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
 # A part file after every batch (many places to die); EfficientNet-Lite because torchvision takes seconds to import.
@@ -28,7 +30,7 @@ CHILD = (
 
 
 def start(data: Path, out: Path, failpoint: str | None = None) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}  # as one_thread does in-process
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}  # as one_torch_thread does in-process
     env.pop("SF_FAILPOINT", None)
     if failpoint:
         env["SF_FAILPOINT"] = failpoint

@@ -13,13 +13,7 @@ B, R, C, L, D, W = 6, 4, 16, 5, 12, 8
 TOKEN_VARIANTS = [n for n, e in FUSIONS.items() if e.cls.uses_tokens]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models: intra-op threads only add contention when other test processes share the cores.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_batch(seed: int = 0) -> dict[str, torch.Tensor]:

@@ -19,13 +19,7 @@ from tests.fakes import make_dataset
 B, H, IN = 5, 6, 7
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny models: intra-op threads only add contention when other test processes share the cores.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build_head(name, seed=0, n_outputs=2):

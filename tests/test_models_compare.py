@@ -13,17 +13,12 @@ from sf.cache.reader import load_features
 from sf.data.contract import load_dataset
 from sf.forecast.base import MODELS, Dims, create_model, to_batch
 from sf.forecast.inputs import build_inputs
-from sf.forecast.train import cpu_threads
 from tests.fakes import make_dataset
 
 NAMES = ["gtm", "ekambaram"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: one thread is fastest, and two threads spin against other jobs on a busy 2-core machine.
-    with cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
