@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from sf.forecast.inputs import Inputs
+from sf.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -85,23 +86,19 @@ class ModelEntry:
     description: str
 
 
-MODELS: dict[str, ModelEntry] = {}
+MODELS: Registry[ModelEntry] = Registry("model", ModelEntry)
 
 
 def register_model(name: str, description: str):
     """Class decorator: `@register_model("sf", "...")` makes the model buildable by name."""
+    return MODELS.register(name, description)
 
-    def deco(cls):
-        MODELS[name] = ModelEntry(name, cls, description)
-        return cls
 
-    return deco
+def model_entry(name: str) -> ModelEntry:
+    from sf.forecast import models  # noqa: F401  (importing registers every model)
+
+    return MODELS.entry(name)
 
 
 def create_model(name: str, dims: Dims, **hparams) -> nn.Module:
-    from sf.forecast import models  # noqa: F401  (importing registers every model)
-    from sf.errors import SfError
-
-    if name not in MODELS:
-        raise SfError(f"unknown model {name!r}; choose from {', '.join(sorted(MODELS))}")
-    return MODELS[name].cls(dims, **hparams)
+    return model_entry(name).cls(dims, **hparams)

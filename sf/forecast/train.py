@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from sf.errors import SfError
-from sf.forecast.base import MODELS, Dims, create_model
+from sf.forecast.base import Dims, create_model, model_entry
 from sf.forecast.batching import TensorInputs, decode_target
 from sf.forecast.config import TrainConfig
 from sf.forecast.inputs import Inputs
@@ -75,11 +75,7 @@ def target_scale(inp: Inputs) -> float:
 def model_hparams(model_name: str, cfg: TrainConfig, hparams: dict | None = None) -> dict:
     """The config's shared settings that the model's constructor names (unset ones keep the model's own
     default), then `cfg.hparams`, then `hparams`."""
-    from sf.forecast import models  # noqa: F401  (registers every model)
-
-    if model_name not in MODELS:
-        raise SfError(f"unknown model {model_name!r}; choose from {', '.join(sorted(MODELS))}")
-    accepted = inspect.signature(MODELS[model_name].cls.__init__).parameters
+    accepted = inspect.signature(model_entry(model_name).cls.__init__).parameters
     shared = {"hidden": cfg.hidden, "dropout": cfg.dropout, "fusion": cfg.fusion, "head": cfg.head,
               "use_exog": cfg.exog, "use_attributes": cfg.attributes}
     out = {k: v for k, v in shared.items() if k in accepted and v is not None}

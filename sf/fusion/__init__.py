@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from sf.errors import SfError
+from sf.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -30,24 +30,21 @@ class FusionEntry:
     uses_text: bool
 
 
-FUSIONS: dict[str, FusionEntry] = {}
+FUSIONS: Registry[FusionEntry] = Registry("fusion", FusionEntry)
 
 
 def register_fusion(name: str, description: str):
     """Class decorator: `@register_fusion("biattn", "...")` makes the variant buildable by name."""
 
     def deco(cls):
-        FUSIONS[name] = FusionEntry(name, cls, description, cls.uses_image, cls.uses_text)
         cls.name = name
-        return cls
+        return FUSIONS.register(name, description, uses_image=cls.uses_image, uses_text=cls.uses_text)(cls)
 
     return deco
 
 
 def create_fusion(name: str, **kwargs):
-    if name not in FUSIONS:
-        raise SfError(f"unknown fusion {name!r}; choose from {', '.join(FUSIONS)}")
-    return FUSIONS[name].cls(**kwargs)
+    return FUSIONS.create(name, **kwargs)
 
 
 # Imported last: each module registers itself through register_fusion above.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from sf.errors import SfError
+from sf.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -19,23 +19,16 @@ class BaselineEntry:
     description: str
 
 
-BASELINES: dict[str, BaselineEntry] = {}
+BASELINES: Registry[BaselineEntry] = Registry("baseline", BaselineEntry)
 
 
 def register_baseline(name: str, description: str):
     """Class decorator: `@register_baseline("mean_curve", "...")` makes the baseline buildable by name."""
-
-    def deco(cls):
-        BASELINES[name] = BaselineEntry(name, cls, description)
-        return cls
-
-    return deco
+    return BASELINES.register(name, description)
 
 
 def create_baseline(name: str, **params):
-    if name not in BASELINES:
-        raise SfError(f"unknown baseline {name!r}; choose from {', '.join(sorted(BASELINES))}")
-    return BASELINES[name].cls(**params)
+    return BASELINES.create(name, **params)
 
 
 # Imported last: each module registers itself through register_baseline above.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from sf.errors import SfError
+from sf.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -21,23 +21,16 @@ class HeadEntry:
     causal: bool  # True: the output at step t reads only steps <= t
 
 
-HEADS: dict[str, HeadEntry] = {}
+HEADS: Registry[HeadEntry] = Registry("head", HeadEntry)
 
 
 def register_head(name: str, description: str, causal: bool):
     """Class decorator: `@register_head("bilstm", "...", causal=False)` makes the head buildable by name."""
-
-    def deco(cls):
-        HEADS[name] = HeadEntry(name, cls, description, causal)
-        return cls
-
-    return deco
+    return HEADS.register(name, description, causal=causal)
 
 
 def create_head(name: str, **kwargs):
-    if name not in HEADS:
-        raise SfError(f"unknown head {name!r}; choose from {', '.join(HEADS)}")
-    return HEADS[name].cls(**kwargs)
+    return HEADS.create(name, **kwargs)
 
 
 # Imported last: each module registers itself through register_head above.
