@@ -287,11 +287,16 @@ def test_ragged_csv_names_the_row(tiny, cli):
     assert code == 2 and "sales.csv, row 4: 4 fields where the header has 3" in err, err
 
 
+def _example_files(doc: str, section: str) -> list[tuple[str, str]]:
+    text = (Path(__file__).resolve().parents[1] / doc).read_text()
+    body = text.split(f"<!-- section:{section} -->")[1].split(f"<!-- /section:{section} -->")[0]
+    return re.findall(r"^```\w+ (\S+)\n(.*?)^```", body, flags=re.M | re.S)
+
+
 def test_readme_worked_example_loads(tmp_path):
-    """The files shown in README 'Data format' are a valid dataset and link exog as the text says."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("<!-- section:data -->")[1].split("<!-- /section:data -->")[0]
-    files = re.findall(r"^```\w+ (\S+)\n(.*?)^```", section, flags=re.M | re.S)
+    """The files shown in docs/data.md (and, the same, in the README) are a valid dataset and link exog as the text says."""
+    files = _example_files("docs/data.md", "data")
+    assert _example_files("README.md", "data-example") == files
     assert {name for name, _ in files} == {"products.csv", "sales.csv", "exog.csv", "dataset.toml"}
     root = tmp_path / "tiny"
     root.mkdir()

@@ -90,7 +90,7 @@ def _find_table(root: Path, stem: str, required: bool) -> Path | None:
     if found:
         return found[0]
     if required:
-        raise SfError(f"{root}: no {stem}.parquet or {stem}.csv found (see README 'Data format')")
+        raise SfError(f"{root}: no {stem}.parquet or {stem}.csv found (see docs/data.md)")
     return None
 
 

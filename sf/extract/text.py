@@ -42,7 +42,7 @@ class TextEncoderSpec:
     build: Callable[[str], TextEncoder]  # device -> encoder
     available: Callable[[], bool]
     pip: str = ""
-    cost: str = ""  # what it costs in accuracy, for the README / `sf extract --list`
+    cost: str = ""  # what it costs in accuracy, for docs/extract.md / `sf extract --list`
 
 
 REGISTRY: dict[str, TextEncoderSpec] = {}

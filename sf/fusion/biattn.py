@@ -1,4 +1,4 @@
-"""Bidirectional attention fusion (the paper's eq. (1)–(3), as implemented; see README "The model").
+"""Bidirectional attention fusion (the paper's eq. (1)–(3), as implemented; see docs/model.md).
 
     F = GELU( W_F [u^{T→I} ; u^{I→T}] + b_F )
 
