@@ -203,6 +203,10 @@ def cache_merge(
 # ---------------------------------------------------------------- stage 2 (issue: train)
 
 
+EXOG_FUTURE_HELP = ("Also feed the exog series over the forecast horizon: known-future covariates, which a "
+                    "retailer rarely has (default: only the weeks before release); recorded and labelled in every table.")
+
+
 @app.command("train")
 def train(
     features: Optional[Path] = typer.Option(None, "--features", "-f", help="Feature store from `sf extract` (HDF5)."),
@@ -225,6 +229,7 @@ def train(
     split: Optional[str] = typer.Option(None, help="auto (time if release dates exist) | random | time | column."),
     observe_max: Optional[int] = typer.Option(None, "--observe-max", help="Train with the first k <= N weeks of sales as input [0]."),
     no_exog: bool = typer.Option(False, "--no-exog", help="Leave the exogenous series out (ablation)."),
+    exog_future: bool = typer.Option(False, "--exog-future", help=EXOG_FUTURE_HELP),
     no_attributes: bool = typer.Option(False, "--no-attributes", help="Leave the attribute embeddings out."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these settings (flags win)."),
@@ -247,7 +252,8 @@ def train(
         config, features=features, data=data, horizon=horizon, model=model, fusion=fusion, head=head, hidden=hidden,
         dropout=dropout, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, loss=loss,
         quantiles=parse_quantiles(quantiles), target=target, seeds=seeds, seed=seed, split=split, observe_max=observe_max,
-        exog=False if no_exog else None, attributes=False if no_attributes else None, device=device, name=name, out=out,
+        exog=False if no_exog else None, exog_future=True if exog_future else None,
+        attributes=False if no_attributes else None, device=device, name=name, out=out,
     )
     result = train_run(cfg, resume=resume, force=force, console=console)
     console.print(metrics_table(result.metrics))
@@ -256,12 +262,13 @@ def train(
 # ---------------------------------------------------------------- ablate / compare
 
 
-def _table_train_config(config, seeds, seed, epochs, patience, batch_size, lr, hidden, split, device):
+def _table_train_config(config, seeds, seed, epochs, patience, batch_size, lr, hidden, split, device,
+                        exog_future=False):
     """The training settings `sf ablate` and `sf compare` share with `sf train` (same TOML keys)."""
     from sf.forecast.config import load_config
 
     return load_config(config, seeds=seeds, seed=seed, epochs=epochs, patience=patience, batch_size=batch_size,
-                       lr=lr, hidden=hidden, split=split, device=device)
+                       lr=lr, hidden=hidden, split=split, device=device, exog_future=True if exog_future else None)
 
 
 @app.command("ablate")
@@ -281,6 +288,7 @@ def ablate(
     split: Optional[str] = typer.Option(None, help="auto (time if release dates exist) | random | time | column."),
     workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
+    exog_future: bool = typer.Option(False, "--exog-future", help=EXOG_FUTURE_HELP),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML with `sf train` settings (flags win)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/ablate_<store name>)."),
 ) -> None:
@@ -292,7 +300,8 @@ def ablate(
     """
     from sf.forecast.ablate import AblateConfig, ablation_table, run_ablation
 
-    train_cfg = _table_train_config(config, seeds, seed, epochs, patience, batch_size, lr, hidden, split, device)
+    train_cfg = _table_train_config(config, seeds, seed, epochs, patience, batch_size, lr, hidden, split, device,
+                                    exog_future)
     cfg = AblateConfig(features=features, data=data, backbone=backbone, features_alt=features_alt, extras=extras,
                        workers=workers, out=out, train=train_cfg)
     result = run_ablation(cfg, console=err_console)
@@ -319,6 +328,7 @@ def compare(
     split: Optional[str] = typer.Option(None, help="auto (time if release dates exist) | random | time | column."),
     workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
+    exog_future: bool = typer.Option(False, "--exog-future", help=EXOG_FUTURE_HELP),
     config: Optional[Path] = typer.Option(None, "--config", help="TOML with `sf train` settings (flags win)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/compare_<data names>)."),
 ) -> None:
@@ -330,7 +340,8 @@ def compare(
     """
     from sf.forecast.compare import DEFAULT_MODELS, CompareConfig, across_table, compare_table, run_compare
 
-    train_cfg = _table_train_config(config, seeds, seed, epochs, patience, batch_size, lr, hidden, split, device)
+    train_cfg = _table_train_config(config, seeds, seed, epochs, patience, batch_size, lr, hidden, split, device,
+                                    exog_future)
     names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else DEFAULT_MODELS
     cfg = CompareConfig(data=tuple(data), features=tuple(features or ()), backbone=backbone, models=names,
                         shuffled_control=shuffled_control, workers=workers, out=out, train=train_cfg)

@@ -27,7 +27,7 @@ from sf.data.atomic import atomic_write_text
 from sf.data.contract import load_dataset
 from sf.errors import SfError
 from sf.forecast import harness as H
-from sf.forecast.config import TrainConfig
+from sf.forecast.config import TrainConfig, inputs_label
 from sf.forecast.inputs import build_inputs
 
 GRID_FUSIONS = {"biattn": "bidirectional attention", "concat": "attention removed (pooled image ⊕ pooled text)"}
@@ -78,6 +78,7 @@ class AblationResult:
     notes: list[str]
     seconds: float
     workers: int
+    exog_future: bool = False  # known-future covariates (cfg.train.exog_future), said in the table
 
 
 def alt_store_path(features: Path, main_backbone: str, alt_backbone: str) -> Path:
@@ -200,7 +201,7 @@ def run_ablation(cfg: AblateConfig, console: Console | None = None, progress: bo
     split_info = {"kind": first.split_kind, "split_id": ids.pop(), **first.split_info}
     out = Path(cfg.out) if cfg.out else Path("runs") / f"ablate_{Path(cfg.features).stem}"
     result = AblationResult(out=out, summary=summary, variants=variants, split=split_info, notes=notes,
-                            seconds=time.perf_counter() - t0, workers=workers)
+                            seconds=time.perf_counter() - t0, workers=workers, exog_future=cfg.train.exog_future)
     _write(result, cfg, {k: s.store for k, s in shared.items()})
     return result
 
@@ -227,7 +228,8 @@ def ablation_table(result: AblationResult) -> Table:
                key=lambda s: s["val"]["mean"].get("WAPE", float("inf")), default=None)
     n = max(len(s["seeds"]) for s in result.summary)
     table = H.metrics_table(f"Ablation — {split} metrics in units, mean ± std over {n} seed(s); "
-                            f"{result.split['kind']} split (same for every row)", split, [("row", {})])
+                            f"{result.split['kind']} split (same for every row); {inputs_label(result.exog_future)}",
+                            split, [("row", {})])
     group = None
     for s in result.summary:
         if group is not None and s["group"] != group:

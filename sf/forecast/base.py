@@ -3,6 +3,8 @@
 A model is an nn.Module built as `cls(dims, **hparams)` whose `forward(batch)` returns
 (B, H, n_outputs) in scaled units (n_outputs = 1 for a point forecast, Q for quantiles).
 Batches are dicts of tensors made by `to_batch`, so sf's model and the baselines read the same thing.
+`batch["exog"]` holds only the `lookback` weeks before release, unless the model sets `exog_future = True`
+(known-future covariates, an explicit choice): then it also holds the horizon weeks after them.
 """
 
 from __future__ import annotations
@@ -51,9 +53,10 @@ class Dims:
 
 
 def to_batch(inp: Inputs, idx: np.ndarray, y_scale: float, observed_steps: int = 0,
-             device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+             device: str | torch.device = "cpu", exog_future: bool = False) -> dict[str, torch.Tensor]:
     """Tensors for rows `idx`. The first `observed_steps` of sales are given as inputs (short-observation
-    forecasting); `y` is the full target divided by `y_scale`, `y_mask` marks steps with a sale figure."""
+    forecasting); `y` is the full target divided by `y_scale`, `y_mask` marks steps with a sale figure;
+    `exog` stops at the release unless `exog_future`."""
     def t(a, dtype=torch.float32):
         return torch.as_tensor(np.ascontiguousarray(a[idx]), dtype=dtype, device=device)
 
@@ -69,7 +72,7 @@ def to_batch(inp: Inputs, idx: np.ndarray, y_scale: float, observed_steps: int =
         "text_mask": t(inp.text_mask, torch.bool),
         "text_pooled": t(inp.text_pooled),
         "has_text": t(inp.has_text, torch.bool),
-        "exog": t(inp.exog),
+        "exog": t(inp.exog if exog_future else inp.exog[:, : inp.lookback]),
         "calendar": t(inp.calendar),
         "attributes": t(inp.attributes, torch.long),
         "obs": torch.as_tensor(y * obs_mask, dtype=torch.float32, device=device),

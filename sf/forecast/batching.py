@@ -44,13 +44,22 @@ def decode_target(z, y_scale: float, target: str = "scaled"):
     return z * y_scale
 
 
+def pre_release_exog(inp: Inputs) -> np.ndarray:
+    """(N, lookback, K): the exog series up to the release, what is known when a new product is forecast."""
+    return inp.exog[:, : inp.lookback]
+
+
 class TensorInputs:
     def __init__(self, inp: Inputs, y_scale: float, device: str | torch.device = "cpu",
-                 reads: frozenset[str] | None = None, target: str = "scaled") -> None:
+                 reads: frozenset[str] | None = None, target: str = "scaled", exog_future: bool = False) -> None:
         self.n, self.horizon, self.device = len(inp), inp.horizon, torch.device(device)
         keys = [k for k in _FIELDS if reads is None or k in reads]
         self.dtypes = {k: _FIELDS[k][1] for k in keys if k != "image_grid"}
-        self.t = {k: self._tensor(getattr(inp, _FIELDS[k][0]), _FIELDS[k][1]) for k in self.dtypes}
+        arrays = {k: getattr(inp, _FIELDS[k][0]) for k in self.dtypes}
+        if "exog" in arrays and not exog_future:
+            # Honest inputs: only the weeks before release. A model reading horizon weeks fails on the shape.
+            arrays["exog"] = pre_release_exog(inp)
+        self.t = {k: self._tensor(a, _FIELDS[k][1]) for k, a in arrays.items()}
         self.grid = None
         # "image_grid_present": only the rows that have an image, (n_present, R, C), in batch order — what
         # sf's fusion reads; it saves widening and zero-filling B x R x C floats per batch.

@@ -32,7 +32,7 @@ from sf.data.atomic import atomic_write_text
 from sf.data.contract import load_dataset
 from sf.errors import SfError
 from sf.forecast import harness as H
-from sf.forecast.config import TrainConfig
+from sf.forecast.config import TrainConfig, inputs_label
 from sf.forecast.inputs import build_inputs
 
 DEFAULT_MODELS = ("mean_curve", "attribute_mean", "knn_image", "knn_attributes", "knn_both", "gtm", "ekambaram", "sf")
@@ -104,6 +104,7 @@ class CompareResult:
     seconds: float
     workers: int
     contenders: list[Contender]
+    exog_future: bool = False  # known-future covariates (cfg.train.exog_future), said in every table
 
 
 def resolve_stores(cfg: CompareConfig) -> list[tuple[Path, Path]]:
@@ -175,7 +176,7 @@ def run_compare(cfg: CompareConfig, console: Console | None = None, progress: bo
         notes += honesty_notes(label, summary, rows, split)
     out = Path(cfg.out) if cfg.out else Path("runs") / ("compare_" + "+".join(Path(d).name for d in cfg.data))
     result = CompareResult(out=out, tables=tables, splits=splits, notes=notes, seconds=time.perf_counter() - t0,
-                           workers=workers, contenders=rows)
+                           workers=workers, contenders=rows, exog_future=train_cfg.exog_future)
     _write(result, cfg)
     return result
 
@@ -248,7 +249,8 @@ def compare_table(result: CompareResult, label: str) -> Table:
     sp = result.splits[label]
     n = max(len(s["seeds"]) for s in summary)
     table = H.metrics_table(f"{label}: {split} metrics in units — neural models mean ± std over {n} seed(s), "
-                            f"baselines deterministic; {sp['kind']} split (same for every row)", split,
+                            f"baselines deterministic; {sp['kind']} split (same for every row); "
+                            f"{inputs_label(result.exog_future)}", split,
                             [("rank", {"justify": "right"}), ("model", {})])
     for s in summary:
         cells = [H.cell(s, split, m, fmt) for m, fmt in H.METRIC_FORMATS.items()]
@@ -263,7 +265,8 @@ def compare_table(result: CompareResult, label: str) -> Table:
 
 def across_table(result: CompareResult, metrics: tuple[str, ...] = ("WAPE", "MAE")) -> Table:
     """Table 3: one row per contender, its reported-split metrics on every data set side by side."""
-    table = Table(title="Across data sets — each on its own store and split; neural models mean ± std over seeds")
+    table = Table(title="Across data sets — each on its own store and split; neural models mean ± std over seeds; "
+                        + inputs_label(result.exog_future))
     table.add_column("model")
     for label, summary in result.tables.items():
         split = H.report_split(summary)

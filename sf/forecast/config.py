@@ -31,6 +31,9 @@ class TrainConfig:
     hidden: int | None = None  # None: the model's own default (sf: 30, the paper's)
     dropout: float | None = None  # None: the model's own default (sf: 0.2)
     exog: bool = True  # feed the exogenous series (ablation: False)
+    # Known-future covariates: also feed the exog series over the forecast horizon. Off by default: a retailer
+    # forecasting a new product has the series only up to its release (GTM's protocol: the 52 weeks before).
+    exog_future: bool = False
     attributes: bool = True  # learned attribute embeddings as a static input
     horizon: int | None = None  # default: the longest sales history in the data
     epochs: int = 100
@@ -120,6 +123,11 @@ class TrainConfig:
                 bad("quantiles", "loss 'quantile' needs quantiles, e.g. 0.1,0.5,0.9")
             if any(not 0 < x < 1 for x in q) or any(b <= a for a, b in zip(q, q[1:])):
                 bad("quantiles", f"must be increasing and strictly between 0 and 1, got {list(q)}")
+
+
+def inputs_label(exog_future: bool) -> str:
+    """What every table says about its exogenous inputs, so a known-future result is never mistaken for a forecast."""
+    return "known-future covariates (exog over the horizon)" if exog_future else "pre-release inputs"
 
 
 def parse_quantiles(text: str | None) -> tuple[float, ...] | None:

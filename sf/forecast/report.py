@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from sf.forecast.config import inputs_label
+
 ROWS = (("MAE", "{:.2f}"), ("RMSE", "{:.2f}"), ("R2", "{:.3f}"), ("AUC", "{:.3f}"), ("Accuracy", "{:.3f}"),
         ("WAPE", "{:.1f}"), ("pinball", "{:.2f}"), ("coverage", "{:.3f}"))
 
@@ -19,7 +21,8 @@ def metrics_table(metrics: dict) -> Table:
     """One row per metric; per split, the model (mean ± std over seeds) beside the mean-curve baseline."""
     splits = [s for s in ("val", "test") if s in metrics]
     n = len(metrics.get("seeds", []))
-    table = Table(title=f"{metrics.get('name', 'run')} — {metrics['split']['kind']} split, {n} seed(s), units")
+    table = Table(title=f"{metrics.get('name', 'run')} — {metrics['split']['kind']} split, {n} seed(s), units, "
+                        f"{inputs_label(metrics.get('exog_future', False))}")
     table.add_column("metric")
     for s in splits:
         table.add_column(f"{s}: {metrics.get('model', 'model')}", justify="right")

@@ -295,7 +295,7 @@ def _evaluate(cfg, inputs, split, parts, fits, kind, store):
     curve = mean_curve(train)
     metrics: dict = {
         "name": cfg.name, "model": cfg.model, "fusion": cfg.fusion, "head": cfg.head, "loss": cfg.loss,
-        "quantiles": list(q), "data": str(cfg.data), "features": str(cfg.features), "store": store,
+        "quantiles": list(q), "exog_future": cfg.exog_future, "data": str(cfg.data), "features": str(cfg.features), "store": store,
         "horizon": inputs.horizon, "seeds": cfg.seed_list, "split": {"kind": kind, **describe(inputs, split)},
         "train_mean_curve": [float(v) for v in curve], "hit_threshold": thr, "hit_definition": "total horizon sales > median total of the training products; "
                                                  "score = predicted total",

@@ -66,6 +66,12 @@ def cpu_threads(n: int):
         torch.set_num_threads(before)
 
 
+def reads_future_exog(model: nn.Module) -> bool:
+    """Whether the model was built to read the exog series over the horizon (known-future covariates). Models
+    that do not say so get batches without those weeks at all, so none can read them by accident."""
+    return bool(getattr(model, "exog_future", False))
+
+
 def target_scale(inp: Inputs) -> float:
     """Mean units per observed (product, step) cell: the targets become O(1) whatever the catalogue."""
     obs = inp.y[inp.y_mask]
@@ -77,7 +83,7 @@ def model_hparams(model_name: str, cfg: TrainConfig, hparams: dict | None = None
     default), then `cfg.hparams`, then `hparams`."""
     accepted = inspect.signature(model_entry(model_name).cls.__init__).parameters
     shared = {"hidden": cfg.hidden, "dropout": cfg.dropout, "fusion": cfg.fusion, "head": cfg.head,
-              "use_exog": cfg.exog, "use_attributes": cfg.attributes}
+              "use_exog": cfg.exog, "exog_future": cfg.exog_future, "use_attributes": cfg.attributes}
     out = {k: v for k, v in shared.items() if k in accepted and v is not None}
     out.update(cfg.hparams or {})
     out.update(hparams or {})
@@ -103,7 +109,8 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
         raise SfError(f"model {model_name!r}: bad hyper-parameters {hp} ({e})") from None
     y_scale = target_scale(train)
     reads = getattr(model, "reads", None)
-    tr, va = (TensorInputs(p, y_scale, device, reads, cfg.target) for p in (train, val))
+    tr, va = (TensorInputs(p, y_scale, device, reads, cfg.target, exog_future=reads_future_exog(model))
+              for p in (train, val))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     gen = torch.Generator().manual_seed(seed)
 
@@ -177,7 +184,8 @@ def _predict(fitted, inp: Inputs, observed_steps: int) -> np.ndarray:
     objective = Objective(fitted.loss, tuple(fitted.quantiles))
     device = next(model.parameters()).device
     target = getattr(fitted, "target", "scaled")
-    data = TensorInputs(inp, fitted.y_scale, device, getattr(model, "reads", None), target)
+    data = TensorInputs(inp, fitted.y_scale, device, getattr(model, "reads", None), target,
+                        exog_future=reads_future_exog(model))
     model.eval()
     parts = [objective.outputs(model(data.batch(idx, observed_steps))).float().cpu()
              for idx in torch.arange(data.n).split(EVAL_BATCH)]

@@ -6,12 +6,13 @@ value. A product without an image (or text) gets a learned "missing" token in th
 Decoder: a GRU over the horizon steps t = 0..H-1 whose every state attends to the tokens (Luong-style
 attention, computed for all steps in one batched product):
 
-    h_0  = tanh(W_h · mean_j m_j)
-    h_t  = GRU( [calendar_t ; exog_t ; s_{t-1} ; known_{t-1}], h_{t-1} )
+    h_0  = tanh(W_h · mean_j m_j + W_z vec(exog[-lookback:0]))
+    h_t  = GRU( [calendar_t ; (exog_t) ; s_{t-1} ; known_{t-1}], h_{t-1} )
     α_t  = softmax_j( (W_q h_t) · m_j / sqrt(d) ),   c_t = Σ_j α_tj m_j
     ŷ_t  = W_o · [h_t ; c_t]                                          (n_outputs values)
 
-exog_t is the exogenous series at that horizon week; s_{t-1} is the previous week's observed sales with
+exog[-lookback:0] are the exogenous series over the weeks before release (all a retailer has for a new product);
+exog_t, the series at that horizon week, only with exog_future=True (known-future covariates); s_{t-1} is the previous week's observed sales with
 its flag known_{t-1} (both zero for a new product, so no teacher forcing and no train/forecast mismatch;
 given the first weeks, the same model serves short-observation forecasting). Feeding the model's own
 previous prediction instead would force a Python loop over the steps; this keeps one GRU call per batch.
@@ -34,10 +35,13 @@ IMAGE, TEXT, ATTRIBUTE = 0, 1, 2
                 "GRU over the horizon attending to image regions, words and attributes")
 class AttentionRNN(nn.Module):
     def __init__(self, dims: Dims, hidden: int = 32, dropout: float = 0.1, use_exog: bool = True,
-                 use_attributes: bool = True) -> None:
+                 exog_future: bool = False, use_attributes: bool = True) -> None:
         super().__init__()
         d, self.dims = hidden, dims
-        self.exog_terms = dims.exog_terms if use_exog else 0
+        use_exog = use_exog and dims.exog_terms > 0
+        self.exog_future = use_exog and exog_future
+        self.exog_terms = dims.exog_terms if self.exog_future else 0  # per horizon step
+        self.lookback = nn.Linear(dims.lookback * dims.exog_terms, d) if use_exog and dims.lookback > 0 else None
         self.image_in = nn.Linear(dims.image_channels, d)
         self.text_in = nn.Linear(dims.text_dim, d)
         self.image_missing = nn.Parameter(0.02 * torch.randn(d))
@@ -82,12 +86,17 @@ class AttentionRNN(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         memory, valid = self.tokens(batch)
         w = valid.unsqueeze(-1).float()
-        h0 = torch.tanh(self.init_h((memory * w).sum(1) / w.sum(1)))
         lookback = self.dims.lookback
+        h0 = self.init_h((memory * w).sum(1) / w.sum(1))
+        if self.lookback is not None:
+            h0 = h0 + self.lookback(batch["exog"][:, :lookback].flatten(1))
+        h0 = torch.tanh(h0)
         # s_{t-1}: last week's sales and whether it is known, shifted so step t never sees its own target.
         previous = F.pad(torch.stack([batch["obs"], batch["obs_mask"]], dim=-1)[:, :-1], (0, 0, 1, 0))
-        exog = batch["exog"][:, lookback:lookback + self.dims.horizon, : self.exog_terms]
-        steps = torch.cat([batch["calendar"], exog, previous], dim=-1)
+        steps = [batch["calendar"], previous]
+        if self.exog_future:
+            steps.insert(1, batch["exog"][:, lookback:lookback + self.dims.horizon])
+        steps = torch.cat(steps, dim=-1)
         states, _ = self.rnn(steps, h0[None].contiguous())
         scores = torch.einsum("bhd,bmd->bhm", self.query(states), memory) / math.sqrt(memory.shape[-1])
         alpha = torch.softmax(scores.masked_fill(~valid[:, None, :], float("-inf")), dim=-1)

@@ -1,6 +1,7 @@
 """A GTM-Transformer-style forecaster (Skenderi et al. 2021, "Well Googled is Half Done"; the paper's Model_2).
 
-    memory = TransformerEncoder( W_e · exog_w + p_w ),  w = the lookback weeks before release (one token each)
+    memory = TransformerEncoder( W_e · exog_w + p_w ),  w = the lookback weeks before release (one token each;
+                                                          with exog_future=True the horizon weeks too)
     q      = MLP( [ image ; text ; date ; Σ_a attribute_a ; obs ] )      one query token per product
     h      = TransformerDecoder( q, memory )                             (1 layer: self-attn, cross-attn, FFN)
     ŷ      = W_o · h   reshaped to (H, n_outputs)                        the whole horizon at once
@@ -30,15 +31,17 @@ def _learned(d: int) -> nn.Parameter:
                 "1-layer decoder emitting the horizon at once")
 class GTMTransformer(nn.Module):
     def __init__(self, dims: Dims, hidden: int = 32, heads: int = 2, layers: int = 1, dropout: float = 0.1,
-                 use_exog: bool = True, use_attributes: bool = True) -> None:
+                 use_exog: bool = True, exog_future: bool = False, use_attributes: bool = True) -> None:
         super().__init__()
         if hidden % heads:
             raise SfError(f"gtm: hidden ({hidden}) must be divisible by heads ({heads})")
         d, self.dims = hidden, dims
-        self.has_exog = use_exog and dims.exog_terms > 0 and dims.lookback > 0
+        self.exog_future = use_exog and exog_future and dims.exog_terms > 0
+        self.weeks = dims.lookback + (dims.horizon if self.exog_future else 0)
+        self.has_exog = use_exog and dims.exog_terms > 0 and self.weeks > 0
         if self.has_exog:
             self.exog_in = nn.Linear(dims.exog_terms, d)
-            self.position = nn.Parameter(0.02 * torch.randn(1, dims.lookback, d))
+            self.position = nn.Parameter(0.02 * torch.randn(1, self.weeks, d))
             enc = nn.TransformerEncoderLayer(d, heads, 2 * d, dropout, batch_first=True)
             self.encoder = nn.TransformerEncoder(enc, layers, enable_nested_tensor=False)
         else:
@@ -70,7 +73,7 @@ class GTMTransformer(nn.Module):
         b = batch["exog"].shape[0]
         if not self.has_exog:
             return self.memory_token.expand(b, -1, -1)
-        weeks = batch["exog"][:, : self.dims.lookback]
+        weeks = batch["exog"][:, : self.weeks]
         return self.encoder(self.exog_in(weeks) + self.position)
 
     def query(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -3,9 +3,11 @@
 Per product (static):  F = fusion(regions, words)                  (B, d_F)   see sf/fusion
                        z = GELU(W_z vec(exog[-lookback:0]) + b_z)   (B, d)     the trends before release
                        a = [E_1 code_1 ; ... ; E_A code_A]                     attribute embeddings
-Per horizon step t:    x_t = [F ; z ; a ; calendar_t ; exog_t ; obs_t ; m_t]
+Per horizon step t:    x_t = [F ; z ; a ; calendar_t ; (exog_t) ; obs_t ; m_t]
                        ŷ_{1..H} = head(x_1..x_H)                     (B, H, n_outputs), all steps at once
 
+exog_t (the series in horizon week t) only with exog_future=True: known-future covariates, which a retailer
+rarely has for a product not yet released; by default the series enter only through z, up to the release.
 obs_t/m_t are the observed sales (scaled) and a 0/1 flag: all zero for a new product, the first k weeks
 for short-observation forecasting. Code 0 ("unknown") embeds to zero, and while training each attribute
 value is replaced by "unknown" with probability `attribute_dropout`, so the model learns what an unknown
@@ -26,7 +28,7 @@ from sf.fusion import create_fusion
 class SFModel(nn.Module):
     def __init__(self, dims: Dims, hidden: int = 30, dropout: float = 0.2, fusion: str = "biattn",
                  head: str = "bilstm", width: int | None = None, layers: int = 1, use_exog: bool = True,
-                 use_attributes: bool = True, attribute_dim: int = 8, attribute_dropout: float = 0.1) -> None:
+                 exog_future: bool = False, use_attributes: bool = True, attribute_dim: int = 8, attribute_dropout: float = 0.1) -> None:
         super().__init__()
         self.dims = dims
         self.fusion = create_fusion(fusion, image_dim=dims.image_channels, text_dim=dims.text_dim,
@@ -34,6 +36,7 @@ class SFModel(nn.Module):
                                     out_dim=hidden, dropout=dropout)
         self.use_exog = use_exog and dims.exog_terms > 0
         self.summarise_lookback = self.use_exog and dims.lookback > 0
+        self.exog_future = self.use_exog and exog_future
         if self.summarise_lookback:
             self.lookback = nn.Linear(dims.lookback * dims.exog_terms, hidden)
         cards = dims.attribute_cardinalities if use_attributes else ()
@@ -42,7 +45,7 @@ class SFModel(nn.Module):
             nn.init.zeros_(emb.weight)
         self.attribute_dropout = attribute_dropout
         step_in = (hidden + (hidden if self.summarise_lookback else 0) + sum(e.embedding_dim for e in self.attributes)
-                   + dims.calendar + (dims.exog_terms if self.use_exog else 0) + 2)
+                   + dims.calendar + (dims.exog_terms if self.exog_future else 0) + 2)
         self.head = create_head(head, in_dim=step_in, hidden=hidden, n_outputs=dims.n_outputs, dropout=dropout,
                                 layers=layers)
 
@@ -62,7 +65,7 @@ class SFModel(nn.Module):
         static += [emb(codes[:, j]) for j, emb in enumerate(self.attributes)]
         static = torch.cat(static, dim=1)
         steps = [static[:, None, :].expand(-1, h, -1), batch["calendar"]]
-        if self.use_exog:
+        if self.exog_future:
             steps.append(batch["exog"][:, lb:lb + h])
         steps += [batch["obs"][..., None], batch["obs_mask"][..., None]]
         out = self.head(torch.cat(steps, dim=2))

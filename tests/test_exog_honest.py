@@ -1,0 +1,64 @@
+"""Honest inputs: by default no model reads the exogenous series after a product's release (a retailer
+does not have them); `exog_future=True` (known-future covariates) is an explicit, recorded choice."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from sf.cache.reader import load_features
+from sf.data.contract import load_dataset
+from sf.forecast.batching import TensorInputs
+from sf.forecast.config import TrainConfig
+from sf.forecast.inputs import build_inputs
+from sf.forecast.report import metrics_table
+from sf.forecast.train import fit, predict
+from tests.fakes import make_dataset
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def inp(tmp_path_factory):
+    root, store = make_dataset(tmp_path_factory.mktemp("fake"), n=64, horizon=6)
+    return build_inputs(load_dataset(root), load_features(store))
+
+
+def future_changed(inp):
+    """The same products with other exog values over the horizon weeks only."""
+    exog = inp.exog.copy()
+    exog[:, inp.lookback:] = np.random.default_rng(1).uniform(0, 1, exog[:, inp.lookback:].shape)
+    return replace(inp, exog=exog)
+
+
+def test_batches_stop_at_the_release_unless_asked(inp):
+    idx = np.arange(4)
+    import torch
+
+    honest = TensorInputs(inp, 1.0).batch(torch.as_tensor(idx))["exog"]
+    future = TensorInputs(inp, 1.0, exog_future=True).batch(torch.as_tensor(idx))["exog"]
+    assert inp.lookback > 0 and honest.shape[1] == inp.lookback
+    assert future.shape[1] == inp.lookback + inp.horizon
+
+
+@pytest.mark.parametrize("name", ["sf", "gtm", "ekambaram"])
+def test_default_forecast_ignores_exog_after_release(inp, name):
+    train, val = inp.take(np.arange(48)), inp.take(np.arange(48, 64))
+    cfg = TrainConfig(epochs=2, seeds=1, hidden=8)
+    other = future_changed(val)
+    honest = fit(name, train, val, cfg, seed=0)
+    assert honest.hparams["exog_future"] is False
+    np.testing.assert_array_equal(predict(honest, val), predict(honest, other))
+    # The flag is the only way in: then the horizon weeks do move the forecast.
+    known = fit(name, train, val, replace(cfg, exog_future=True), seed=0)
+    assert not np.allclose(predict(known, val), predict(known, other))
+
+
+def test_tables_say_which_inputs(inp):
+    metrics = {"name": "r", "model": "sf", "seeds": [0], "split": {"kind": "time", **{
+        s: {"products": 1, "no_image_share": 0.0, "no_text_share": 0.0} for s in ("train", "val", "test")}},
+        "val": {"mean": {"WAPE": 50.0}, "std": {}, "mean_curve": {"WAPE": 60.0}}}
+    assert "pre-release inputs" in metrics_table(metrics).title
+    assert "known-future covariates" in metrics_table({**metrics, "exog_future": True}).title
