@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sf.errors import SfError
 
-LOSSES = ("mse", "quantile")
+LOSSES = ("mse", "l1", "quantile")
 SPLIT_KINDS = ("auto", "random", "time", "column")
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -1,6 +1,8 @@
 """Training objectives over masked (product, step) cells, in scaled units.
 
     mse        mean over observed cells of (ŷ − y)²                                    (the paper)
+    l1         mean over observed cells of |ŷ − y|: WAPE's own loss (pooled WAPE is Σ|y − ŷ| / Σy in units,
+               so with target "scaled" (units / ū) it is WAPE up to a constant; its minimiser is the median)
     quantile   pinball loss averaged over cells and quantiles q_1 < ... < q_Q, on non-crossing outputs:
                ŷ_{q_1} = r_1,  ŷ_{q_k} = ŷ_{q_{k−1}} + softplus(r_k)    (r = the model's raw outputs)
 
@@ -38,6 +40,8 @@ class Objective:
         out = self.outputs(raw)
         if self.loss == "mse":
             return (((out[..., 0] - y) ** 2) * m).sum()
+        if self.loss == "l1":
+            return ((out[..., 0] - y).abs() * m).sum()
         q = torch.as_tensor(self.quantiles, dtype=raw.dtype, device=raw.device)
         diff = y[..., None] - out
         return (torch.maximum(q * diff, (q - 1) * diff).mean(-1) * m).sum()

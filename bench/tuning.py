@@ -1,0 +1,95 @@
+"""The tuning log's experiments: named variants of sf (and its peers) on one split, seeds mean ± std.
+
+    nice -n 10 python bench/tuning.py --variants default,paper,l1_scaled --seeds 5 \
+        --features /work/cache/visuelle_efficientnet_lite0.h5 --data /work/cache/data/visuelle
+
+Loads the store once, carves the time split (the one `sf train` uses), trains every variant on train with
+early stopping on validation, and prints validation WAPE (where choices are made) with test beside it, per
+seed mean ± std and the seed ensemble (mean forecast). Each result is appended as one JSON line to --log,
+so docs/tuning-log.md can be rebuilt from it. Variants are named below (VARIANTS): change, not copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sf.cache.reader import load_features  # noqa: E402
+from sf.data.contract import load_dataset  # noqa: E402
+from sf.forecast import harness as H  # noqa: E402
+from sf.forecast.config import TrainConfig  # noqa: E402
+from sf.forecast.inputs import build_inputs  # noqa: E402
+from sf.forecast.metrics import compute_metrics  # noqa: E402
+from sf.forecast.train import fit, predict  # noqa: E402
+
+# name -> TrainConfig overrides (model, loss, target, hparams, ...): what each tuning-log row changed.
+VARIANTS: dict[str, dict] = {
+    "paper": {"target": "scaled", "loss": "mse", "hidden": 30},
+    "default": {},
+    "mse_log": {"target": "log", "loss": "mse"},
+    "l1_scaled": {"target": "scaled", "loss": "l1"},
+    "l1_log": {"target": "log", "loss": "l1"},
+    "gtm": {"model": "gtm"},
+    "gtm_l1_scaled": {"model": "gtm", "target": "scaled", "loss": "l1"},
+    "ekambaram": {"model": "ekambaram"},
+    "ekambaram_l1_scaled": {"model": "ekambaram", "target": "scaled", "loss": "l1"},
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--features", type=Path, required=True)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--variants", default="default")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--log", type=Path, default=ROOT / "bench" / "results" / "tuning.jsonl")
+    args = ap.parse_args()
+
+    t = time.perf_counter()
+    base = TrainConfig(seeds=args.seeds, threads=1)
+    inp = build_inputs(load_dataset(args.data), load_features(args.features))
+    shared = H.make_shared(args.data.name, inp, base)
+    parts = shared.parts
+    print(f"loaded + split in {time.perf_counter() - t:.0f} s: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
+    for name in args.variants.split(","):
+        over = dict(VARIANTS[name])
+        cfg = replace(base, **over)
+        t = time.perf_counter()
+        per_seed = {"val": [], "test": []}
+        forecasts = {"val": [], "test": []}
+        epochs = []
+        for seed in cfg.seed_list:
+            fitted = fit(cfg.model, parts["train"], parts["val"], cfg, seed)
+            epochs.append(fitted.best_epoch)
+            for split in ("val", "test"):
+                yhat = predict(fitted, parts[split])
+                yhat = yhat[..., yhat.shape[-1] // 2] if yhat.ndim == 3 else yhat
+                forecasts[split].append(yhat)
+                per_seed[split].append(compute_metrics(parts[split].y, yhat, parts[split].y_mask,
+                                                       shared.hit_threshold)["WAPE"])
+        row = {"variant": name, "overrides": over, "data": args.data.name, "split_id": shared.split_id,
+               "seeds": cfg.seed_list, "best_epoch": epochs, "seconds": time.perf_counter() - t}
+        for split in ("val", "test"):
+            p = parts[split]
+            ens = compute_metrics(p.y, np.mean(forecasts[split], axis=0), p.y_mask, shared.hit_threshold)["WAPE"]
+            row[split] = {"mean": float(np.mean(per_seed[split])), "std": float(np.std(per_seed[split], ddof=1))
+                          if len(per_seed[split]) > 1 else 0.0, "per_seed": per_seed[split], "ensemble": ens}
+        print(f"{name:28s} val {row['val']['mean']:5.1f} ± {row['val']['std']:.1f} (ens {row['val']['ensemble']:.1f})  "
+              f"test {row['test']['mean']:5.1f} ± {row['test']['std']:.1f} (ens {row['test']['ensemble']:.1f})  "
+              f"epochs {epochs}  {row['seconds']:.0f} s", flush=True)
+        args.log.parent.mkdir(parents=True, exist_ok=True)
+        with args.log.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
