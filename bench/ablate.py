@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from sf.cache import schema as S  # noqa: E402
 from sf.data.contract import load_dataset  # noqa: E402
-from sf.forecast import harness as H  # noqa: E402
-from sf.forecast.ablate import AblateConfig, ablation_table, run_ablation  # noqa: E402
+from sf.studies import pool as H  # noqa: E402
+from sf.studies.ablate import AblateConfig, ablation_table, run_ablation  # noqa: E402
 from sf.forecast.config import TrainConfig  # noqa: E402
 
 

@@ -25,11 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 from sf.cache.reader import load_features  # noqa: E402
 from sf.data.contract import load_dataset  # noqa: E402
-from sf.forecast import harness as H  # noqa: E402
+from sf.forecast import engine  # noqa: E402
 from sf.forecast.config import TrainConfig  # noqa: E402
-from sf.forecast.inputs import build_inputs  # noqa: E402
 from sf.forecast.metrics import compute_metrics  # noqa: E402
-from sf.forecast.train import fit, predict  # noqa: E402
 
 # name -> TrainConfig overrides (model, loss, target, hparams, ...): what each tuning-log row changed.
 VARIANTS: dict[str, dict] = {
@@ -56,33 +54,24 @@ def main() -> None:
 
     t = time.perf_counter()
     base = TrainConfig(seeds=args.seeds, threads=1)
-    inp = build_inputs(load_dataset(args.data), load_features(args.features))
-    shared = H.make_shared(args.data.name, inp, base)
-    parts = shared.parts
+    prepared = engine.prepare(base, load_features(args.features), load_dataset(args.data), label=args.data.name)
+    parts = prepared.parts
     print(f"loaded + split in {time.perf_counter() - t:.0f} s: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
     for name in args.variants.split(","):
         over = dict(VARIANTS[name])
         cfg = replace(base, **over)
         t = time.perf_counter()
-        per_seed = {"val": [], "test": []}
-        forecasts = {"val": [], "test": []}
-        epochs = []
-        for seed in cfg.seed_list:
-            fitted = fit(cfg.model, parts["train"], parts["val"], cfg, seed)
-            epochs.append(fitted.best_epoch)
-            for split in ("val", "test"):
-                yhat = predict(fitted, parts[split])
-                yhat = yhat[..., yhat.shape[-1] // 2] if yhat.ndim == 3 else yhat
-                forecasts[split].append(yhat)
-                per_seed[split].append(compute_metrics(parts[split].y, yhat, parts[split].y_mask,
-                                                       shared.hit_threshold)["WAPE"])
-        row = {"variant": name, "overrides": over, "data": args.data.name, "split_id": shared.split_id,
+        seeds = [engine.train_seed(cfg, prepared, seed) for seed in cfg.seed_list]
+        epochs = [r.best_epoch for r in seeds]
+        row = {"variant": name, "overrides": over, "data": args.data.name, "split_id": prepared.split_id,
                "seeds": cfg.seed_list, "best_epoch": epochs, "seconds": time.perf_counter() - t}
         for split in ("val", "test"):
             p = parts[split]
-            ens = compute_metrics(p.y, np.mean(forecasts[split], axis=0), p.y_mask, shared.hit_threshold)["WAPE"]
-            row[split] = {"mean": float(np.mean(per_seed[split])), "std": float(np.std(per_seed[split], ddof=1))
-                          if len(per_seed[split]) > 1 else 0.0, "per_seed": per_seed[split], "ensemble": ens}
+            wape = [r.metrics[split]["WAPE"] for r in seeds]
+            ensemble = np.mean([r.forecasts[split] for r in seeds], axis=0)
+            ens = compute_metrics(p.y, ensemble, p.y_mask, prepared.hit_threshold, seeds[0].quantiles or None)["WAPE"]
+            row[split] = {"mean": float(np.mean(wape)), "std": float(np.std(wape, ddof=1)) if len(wape) > 1 else 0.0,
+                          "per_seed": wape, "ensemble": ens}
         print(f"{name:28s} val {row['val']['mean']:5.1f} ± {row['val']['std']:.1f} (ens {row['val']['ensemble']:.1f})  "
               f"test {row['test']['mean']:5.1f} ± {row['test']['std']:.1f} (ens {row['test']['ensemble']:.1f})  "
               f"epochs {epochs}  {row['seconds']:.0f} s", flush=True)

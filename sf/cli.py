@@ -246,7 +246,7 @@ def train(
     """
     from sf.forecast.config import load_config, parse_quantiles
     from sf.forecast.report import metrics_table
-    from sf.forecast.runs import train_run
+    from sf.forecast.engine import train_run
 
     cfg = load_config(
         config, features=features, data=data, horizon=horizon, model=model, fusion=fusion, head=head, hidden=hidden,
@@ -298,7 +298,7 @@ def ablate(
 
     Example: sf ablate --features cache/visuelle_resnet101.h5 --backbone resnet18 --data data/visuelle --seeds 5
     """
-    from sf.forecast.ablate import AblateConfig, ablation_table, run_ablation
+    from sf.studies.ablate import AblateConfig, ablation_table, run_ablation
 
     train_cfg = _table_train_config(config, seeds, seed, epochs, patience, batch_size, lr, hidden, split, device,
                                     exog_future)
@@ -338,7 +338,7 @@ def compare(
 
     Example: sf compare --features cache/visuelle_resnet101.h5 --data data/visuelle --seeds 5
     """
-    from sf.forecast.compare import DEFAULT_MODELS, CompareConfig, across_table, compare_table, run_compare
+    from sf.studies.compare import DEFAULT_MODELS, CompareConfig, across_table, compare_table, run_compare
 
     train_cfg = _table_train_config(config, seeds, seed, epochs, patience, batch_size, lr, hidden, split, device,
                                     exog_future)
@@ -392,7 +392,7 @@ def predict(
 
     Example: sf predict --model runs/demo/model --data runs/demo/new --out forecasts.csv
     """
-    from sf.forecast.predict import PredictConfig, predict_new, summary_table
+    from sf.apply.predict import PredictConfig, predict_new, summary_table
 
     cfg = PredictConfig(model=model, data=data, out=out, store=store, observed=observed, device=device)
     result = predict_new(cfg, extract=_extract_like if extract else None, console=err_console)
@@ -419,7 +419,7 @@ def evaluate(
 
     Example: sf evaluate --model runs/demo/model --data runs/demo/heldout
     """
-    from sf.forecast.evaluate import EvaluateConfig, evaluate_run, evaluate_table
+    from sf.apply.evaluate import EvaluateConfig, evaluate_run, evaluate_table
 
     cfg = EvaluateConfig(model=model, data=data, out=out, store=store, split=split, observed=observed, device=device)
     result = evaluate_run(cfg, extract=_extract_like if extract else None, console=err_console)
@@ -446,7 +446,7 @@ def explain(
 
     Example: sf explain --model runs/demo/model --product demo00042
     """
-    from sf.forecast.explain import ExplainConfig, explain_product
+    from sf.apply.explain import ExplainConfig, explain_product
 
     cfg = ExplainConfig(model=model, product=product, data=data, store=store, out=out, analogs=analogs)
     exp = explain_product(cfg, extract=_extract_like if extract else None, words_for=_token_strings,

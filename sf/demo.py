@@ -32,6 +32,7 @@ from rich.table import Table
 from sf.data.atomic import atomic_write_text
 from sf.demo_report import write_report
 from sf.errors import SfError
+from sf.forecast.metrics import point_forecast
 
 MARKER = ".sf-demo"  # only a folder carrying it is ever deleted by `sf demo`
 QUANTILES = (0.1, 0.5, 0.9)
@@ -156,10 +157,11 @@ def run_demo(s: DemoSettings, console: Console | None = None) -> DemoResult:
     from sf.extract import job
     from sf.extract.tokens import token_strings
     from sf.forecast.config import TrainConfig
-    from sf.forecast.evaluate import EvaluateConfig, evaluate_run
-    from sf.forecast.explain import ExplainConfig, explain_product
-    from sf.forecast.predict import PredictConfig, predict_new
-    from sf.forecast.runs import load_run, train_run
+    from sf.apply.evaluate import EvaluateConfig, evaluate_run
+    from sf.apply.explain import ExplainConfig, explain_product
+    from sf.apply.predict import PredictConfig, predict_new
+    from sf.forecast.checkpoints import load_run
+    from sf.forecast.engine import train_run
 
     s.validate()
     console = console or Console()
@@ -215,7 +217,7 @@ def run_demo(s: DemoSettings, console: Console | None = None) -> DemoResult:
     study = TrainConfig(epochs=s.study_epochs, seeds=s.study_seeds, seed=s.seed, patience=s.patience)
     ablation = comparison = None
     if s.ablation:
-        from sf.forecast.ablate import AblateConfig, run_ablation
+        from sf.studies.ablate import AblateConfig, run_ablation
 
         step("ablate", "ablation: fusion x head, and one change at a time")
         alt = "resnet34" if backbone == "resnet18" else "resnet18"
@@ -224,7 +226,7 @@ def run_demo(s: DemoSettings, console: Console | None = None) -> DemoResult:
         notes += [n for n in ablation.notes if "not found" not in n]
         done("ablate", f"{len(ablation.summary)} rows -> {ablation.out}")
     if s.compare:
-        from sf.forecast.compare import CompareConfig, run_compare
+        from sf.studies.compare import CompareConfig, run_compare
 
         step("compare", "comparison: baselines and models on the same split")
         comparison = run_compare(CompareConfig(data=(data,), features=(store,), models=COMPARE_MODELS,
@@ -273,7 +275,7 @@ def run_demo(s: DemoSettings, console: Console | None = None) -> DemoResult:
 def _product_to_explain(predicted) -> str:
     """The new product with an image and a description that the model expects to sell most."""
     inp = predicted.inputs
-    point = predicted.yhat[..., 1] if predicted.yhat.ndim == 3 else predicted.yhat
+    point = point_forecast(predicted.yhat, predicted.quantiles)
     totals = np.where(inp.has_image & inp.has_text, point.sum(axis=1), -np.inf)
     return inp.product_ids[int(np.argmax(totals))]
 

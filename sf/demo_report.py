@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from sf.data.atomic import atomic_write_text
+from sf.forecast.metrics import point_forecast
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -113,7 +114,7 @@ def write_report(path: Path, s, extracted, trained, ablation, comparison, predic
               f"![validation forecasts]({rel(trained.out / 'forecasts_val.png')})",
               f"![totals]({rel(trained.out / 'totals.png')})", ""]
     if ablation:
-        from sf.forecast import harness as H
+        from sf.studies import tables as H
 
         split = H.report_split(ablation.summary)
         lines += ["## 4. Ablation", "",
@@ -123,7 +124,7 @@ def write_report(path: Path, s, extracted, trained, ablation, comparison, predic
                   _study_table(ablation.summary, split), "",
                   f"![ablation]({rel(ablation.out / 'ablation.png')})", ""]
     if comparison:
-        from sf.forecast import harness as H
+        from sf.studies import tables as H
 
         summary = next(iter(comparison.tables.values()))
         split = H.report_split(summary)
@@ -142,7 +143,7 @@ def write_report(path: Path, s, extracted, trained, ablation, comparison, predic
         f"{', '.join(predicted.forecasts.columns)}).",
         "",
     ]
-    point = predicted.yhat[..., 1] if predicted.yhat.ndim == 3 else predicted.yhat
+    point = point_forecast(predicted.yhat, predicted.quantiles)
     actual = dict(pl.read_csv(out / "heldout" / "sales.csv").group_by("product_id").agg(pl.col("units").sum()).iter_rows())
     rows = []
     for i in np.argsort(-point.sum(1))[:10]:

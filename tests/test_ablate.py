@@ -12,9 +12,9 @@ from PIL import Image
 
 from sf.cache.reader import load_features
 from sf.data.contract import load_dataset
-from sf.forecast.ablate import EXTRAS, GRID_FUSIONS, GRID_HEADS, AblateConfig, alt_store_path, run_ablation
+from sf.studies.ablate import EXTRAS, GRID_FUSIONS, GRID_HEADS, AblateConfig, alt_store_path, run_ablation
 from sf.forecast.config import TrainConfig
-from sf.forecast.harness import split_id
+from sf.forecast.engine import split_id
 from sf.forecast.inputs import build_inputs
 from sf.forecast.splits import make_split
 from tests.fakes import make_dataset, write_store

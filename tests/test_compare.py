@@ -10,9 +10,9 @@ import pytest
 from sf.cache.reader import load_features
 from sf.data.contract import load_dataset
 from sf.forecast.baselines import BASELINES
-from sf.forecast.compare import CompareConfig, Contender, contenders, honesty_notes, run_compare
+from sf.studies.compare import CompareConfig, Contender, contenders, honesty_notes, run_compare
 from sf.forecast.config import TrainConfig
-from sf.forecast.harness import split_id
+from sf.forecast.engine import split_id
 from sf.forecast.inputs import build_inputs
 from sf.forecast.splits import make_split
 from tests.fakes import make_dataset

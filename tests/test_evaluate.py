@@ -12,9 +12,10 @@ import pytest
 from sf.data.contract import load_dataset
 from sf.errors import SfError
 from sf.forecast.config import TrainConfig
-from sf.forecast.evaluate import EvaluateConfig, evaluate_run, training_reference
+from sf.apply.evaluate import EvaluateConfig, evaluate_run, training_reference
 from sf.forecast.metrics import compute_metrics
-from sf.forecast.runs import load_run, train_run
+from sf.forecast.checkpoints import load_run
+from sf.forecast.engine import train_run
 from tests.fakes import make_dataset
 
 H = 6
@@ -27,9 +28,7 @@ def setup(tmp_path_factory):
     cfg = TrainConfig(features=store, data=root, out=base / "run", epochs=3, seeds=2, hidden=8, patience=3,
                       loss="quantile", quantiles=(0.1, 0.5, 0.9))
     result = train_run(cfg, progress=False)
-    train_idx = result.split["train"]
-    _, y, m = load_dataset(root).sales_matrix(horizon=H)
-    y, m = y[train_idx], m[train_idx]
+    _, y, m = load_dataset(root).sales_matrix(result.prepared.product_split["train"], horizon=H)
     curve = np.where(m, y, 0).sum(0) / m.sum(0)
     total = np.where(m, y, 0).sum(1)
     # next season: other products (other features, other sales), with their own store

@@ -14,7 +14,7 @@ from sf.forecast.batching import TensorInputs
 from sf.forecast.config import TrainConfig
 from sf.forecast.inputs import build_inputs
 from sf.forecast.report import metrics_table
-from sf.forecast.train import fit, predict
+from sf.forecast.fit import fit, predict
 from tests.fakes import make_dataset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

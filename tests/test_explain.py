@@ -15,8 +15,8 @@ from sf.cache import schema as S
 from sf.data.contract import load_dataset
 from sf.errors import SfError
 from sf.forecast.config import TrainConfig
-from sf.forecast.explain import ExplainConfig, explain_product, region_weights, word_weights
-from sf.forecast.runs import train_run
+from sf.apply.explain import ExplainConfig, explain_product, region_weights, word_weights
+from sf.forecast.engine import train_run
 from tests.fakes import make_dataset
 
 H = 6

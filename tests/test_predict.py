@@ -11,8 +11,8 @@ import pytest
 
 from sf.errors import SfError
 from sf.forecast.config import TrainConfig
-from sf.forecast.predict import PredictConfig, leading_observed, predict_new, quantile_column
-from sf.forecast.runs import train_run
+from sf.apply.predict import PredictConfig, leading_observed, predict_new, quantile_column
+from sf.forecast.engine import train_run
 from tests.fakes import make_dataset, write_store
 
 H = 6

@@ -20,9 +20,10 @@ from sf.forecast.batching import decode_target
 from sf.forecast.config import TrainConfig, load_config
 from sf.forecast.inputs import build_inputs
 from sf.forecast.metrics import compute_metrics, hit_threshold
-from sf.forecast.runs import check_fingerprint, load_run, mean_curve, train_run
+from sf.forecast.checkpoints import check_fingerprint, load_run
+from sf.forecast.engine import mean_curve, train_run
 from sf.forecast.splits import make_split
-from sf.forecast.train import fit, predict
+from sf.forecast.fit import fit, predict
 from tests.fakes import make_dataset, write_store
 
 FAST = TrainConfig(epochs=4, patience=2, seeds=1, batch_size=32, device="cpu")

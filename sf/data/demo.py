@@ -27,7 +27,7 @@ import polars as pl
 from sf.data.atomic import refuse_existing, staged_dir
 from sf.data.contract import load_dataset
 from sf.data.demo_draw import PATTERNS, Look, draw, hsv, shade
-from sf.data.progress import progress_iter
+from sf.progress import progress_iter
 from sf.errors import SfError
 
 # category -> (sales effect, weekly decay after the launch peak, season amplitude, peak week of year)

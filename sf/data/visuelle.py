@@ -22,7 +22,7 @@ import polars as pl
 
 from sf.data.atomic import refuse_existing, staged_dir
 from sf.data.contract import DATE_FORMAT, load_dataset, read_as_strings
-from sf.data.progress import progress_iter
+from sf.progress import progress_iter
 from sf.errors import SfError, where
 
 SPLIT_FILES = (("train.csv", "train"), ("test.csv", "test"))

@@ -44,8 +44,14 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 
 def point_index(quantiles) -> int:
+    """Which quantile stands for the point forecast: the median (0.5), else the middle one."""
     q = list(quantiles)
     return q.index(0.5) if 0.5 in q else len(q) // 2
+
+
+def point_forecast(yhat: np.ndarray, quantiles) -> np.ndarray:
+    """(N, H) point forecasts: `yhat` itself, or its median quantile when it is (N, H, Q)."""
+    return yhat[..., point_index(quantiles)] if yhat.ndim == 3 else yhat
 
 
 def compute_metrics(y: np.ndarray, yhat: np.ndarray, mask: np.ndarray, hit_threshold: float,
@@ -54,7 +60,7 @@ def compute_metrics(y: np.ndarray, yhat: np.ndarray, mask: np.ndarray, hit_thres
     y = np.asarray(y, np.float64)
     mask = np.asarray(mask, bool)
     yq = np.asarray(yhat, np.float64)
-    point = yq[..., point_index(quantiles)] if yq.ndim == 3 else yq
+    point = point_forecast(yq, quantiles)
     err = np.where(mask, point - y, 0.0)
     n_cells = max(int(mask.sum()), 1)
     y_mean = np.where(mask, y, 0).sum() / n_cells
@@ -108,3 +114,11 @@ def aggregate(runs: list[dict]) -> dict:
 def _plain(a):
     a = np.asarray(a, dtype=np.float64)
     return a.tolist() if a.ndim else float(a)
+
+
+def seed_summary(scores: list[dict], **extra: dict) -> dict:
+    """The one block every result reports per split: mean and std over seeds of each metric, the per-seed
+    scores, then any `extra` entries (e.g. ensemble=..., mean_curve=...)."""
+    agg = aggregate(scores)
+    return {"mean": {k: v["mean"] for k, v in agg.items()}, "std": {k: v["std"] for k, v in agg.items()},
+            "per_seed": scores, **extra}

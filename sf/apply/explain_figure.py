@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from sf.apply.predict import quantile_column
 from sf.forecast import plots
-from sf.forecast.predict import quantile_column
 
 
 def framed_image(path: Path, prep: dict) -> np.ndarray | None:

@@ -9,7 +9,8 @@ Every contender reads the same cached features and is scored on the same split, 
     ekambaram  attention-based multimodal encoder-decoder RNN (sf/forecast/models/ekambaram.py)
     sf         sf's model with the config's fusion and head (biattn + bilstm by default)
 
-The neural models are trained by the same `sf.forecast.train.fit` (early stopping on validation only).
+The neural models are trained by the same engine as `sf train` (`sf.forecast.engine.train_seed`: early
+stopping on validation only).
 With several data folders, each gets its own store and split, and one table lines them up (Table 3).
 `shuffled_control` adds "sf (shuffled features)": sf trained normally, then scored with every product's
 image and text features given to another product — if it is not clearly worse than sf, sf is not using
@@ -31,9 +32,10 @@ from sf.cache.reader import load_features
 from sf.data.atomic import atomic_write_text
 from sf.data.contract import load_dataset
 from sf.errors import SfError
-from sf.forecast import harness as H
+from sf.forecast import engine
 from sf.forecast.config import TrainConfig, inputs_label
-from sf.forecast.inputs import build_inputs
+from sf.studies import pool
+from sf.studies import tables as T
 
 DEFAULT_MODELS = ("mean_curve", "attribute_mean", "knn_image", "knn_attributes", "knn_both", "gtm", "ekambaram", "sf")
 SF = "sf"
@@ -48,7 +50,7 @@ class Contender:
     model: str
     kind: str  # "baseline" | "neural"
     params: tuple = ()  # constructor arguments (baselines) / hparams (models), sorted (key, value) pairs
-    perturb: str | None = None  # a harness.PERTURBATIONS name, applied to val/test inputs
+    perturb: str | None = None  # a studies.pool.PERTURBATIONS name, applied to val/test inputs
     description: str = ""
 
 
@@ -143,42 +145,46 @@ def run_compare(cfg: CompareConfig, console: Console | None = None, progress: bo
     train_cfg.validate()
     pairs = resolve_stores(cfg)
     labels = _labels(pairs)
-    shared = {}
+    shared, stores = {}, {}
     for label, (data, store) in zip(labels, pairs):
         feats = load_features(store)
-        inp = build_inputs(load_dataset(data), feats, horizon=train_cfg.horizon)
+        shared[label] = engine.prepare(train_cfg, feats, load_dataset(data), label=label)
         info = {"path": str(store), "backbone": feats.attrs.get("backbone"), "fingerprint": feats.fingerprint}
-        shared[label] = H.make_shared(label, inp, train_cfg, store={k: str(v) for k, v in info.items()})
-        del feats, inp
-
-    workers = cfg.workers or H.default_workers()
-    threads = 1 if workers > 1 else train_cfg.threads
-    jobs = []
-    for label in labels:
-        for c in rows:
-            run_cfg = replace(train_cfg, model=c.model, threads=threads)
-            seeds = [train_cfg.seed] if c.kind == "baseline" else train_cfg.seed_list
-            jobs += [H.Job(c.name, label, c.kind, c.model, run_cfg, s, c.params, c.perturb) for s in seeds]
-    results = H.run_jobs(jobs, shared, workers, console, "compare", progress)
+        stores[label] = {k: str(v) for k, v in info.items()}
+        del feats
+    workers = cfg.workers or pool.default_workers()
+    results = pool.run_jobs(_jobs(rows, labels, train_cfg, workers), shared, workers, console, "compare", progress)
 
     tables, splits, notes = {}, {}, []
     for label in labels:
-        summary = H.summarise(results, [c.name for c in rows], data=label)
+        summary = T.summarise(results, [c.name for c in rows], data=label)
         ids = {i for s in summary for i in s["split_ids"]}
         if len(ids) != 1:
             raise RuntimeError(f"{label}: models were scored on different splits: {sorted(ids)}")
-        split = H.report_split(summary)
+        split = T.report_split(summary)
         for rank, s in enumerate(sorted(summary, key=lambda s: _wape(s, split)), start=1):
             s["rank"] = rank
         tables[label] = summary
         sh = shared[label]
-        splits[label] = {"kind": sh.split_kind, "split_id": ids.pop(), "store": sh.store, **sh.split_info}
+        splits[label] = {"kind": sh.kind, "split_id": ids.pop(), "store": stores[label], **sh.info}
         notes += honesty_notes(label, summary, rows, split)
     out = Path(cfg.out) if cfg.out else Path("runs") / ("compare_" + "+".join(Path(d).name for d in cfg.data))
     result = CompareResult(out=out, tables=tables, splits=splits, notes=notes, seconds=time.perf_counter() - t0,
                            workers=workers, contenders=rows, exog_future=train_cfg.exog_future)
     _write(result, cfg)
     return result
+
+
+def _jobs(rows: list[Contender], labels: list[str], train_cfg: TrainConfig, workers: int) -> list[pool.Job]:
+    """Every contender on every data set: neural models once per seed, deterministic baselines once."""
+    threads = 1 if workers > 1 else train_cfg.threads
+    jobs = []
+    for label in labels:
+        for c in rows:
+            run_cfg = replace(train_cfg, model=c.model, threads=threads)
+            seeds = [train_cfg.seed] if c.kind == "baseline" else train_cfg.seed_list
+            jobs += [pool.Job(c.name, label, c.kind, c.model, run_cfg, s, c.params, c.perturb) for s in seeds]
+    return jobs
 
 
 def _wape(s: dict, split: str) -> float:
@@ -217,10 +223,10 @@ def _write(result: CompareResult, cfg: CompareConfig) -> None:
     atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
     frames = []
     for label, summary in result.tables.items():
-        frames.append(H.table_frame(summary, {"dataset": [label] * len(summary), "rank": [s["rank"] for s in summary]}))
+        frames.append(T.table_frame(summary, {"dataset": [label] * len(summary), "rank": [s["rank"] for s in summary]}))
     import polars as pl
 
-    H.write_csv(pl.concat(frames, how="diagonal_relaxed"), out / "compare.csv")
+    T.write_csv(pl.concat(frames, how="diagonal_relaxed"), out / "compare.csv")
     payload = {"config": cfg.to_dict(), "splits": result.splits, "notes": result.notes, "seconds": result.seconds,
                "workers": result.workers,
                "models": {c.name: {"model": c.model, "kind": c.kind, "params": dict(c.params), "perturb": c.perturb,
@@ -228,13 +234,13 @@ def _write(result: CompareResult, cfg: CompareConfig) -> None:
                "tables": result.tables}
     atomic_write_text(out / "compare.json", json.dumps(payload, indent=2, default=str))
     first = next(iter(result.tables.values()))
-    split = H.report_split(first)
+    split = T.report_split(first)
     n = len(cfg.train.seed_list)
     for label, summary in result.tables.items():
         name = "compare.png" if len(result.tables) == 1 else f"compare_{_slug(label)}.png"
-        H.bar_chart(summary, H.report_split(summary), out / name,
-                    f"sf compare — {label}, {H.report_split(summary)} split, neural models over {n} seed(s)")
-    H.step_chart(result.tables, split, out / "compare_steps.png",
+        T.bar_chart(summary, T.report_split(summary), out / name,
+                    f"sf compare — {label}, {T.report_split(summary)} split, neural models over {n} seed(s)")
+    T.step_chart(result.tables, split, out / "compare_steps.png",
                  f"pooled WAPE per horizon step ({split}; neural models: mean over {n} seed(s), band = ± std)")
 
 
@@ -245,17 +251,17 @@ def _slug(text: str) -> str:
 def compare_table(result: CompareResult, label: str) -> Table:
     """Table 2 for one data set: one row per contender, ranked by pooled WAPE on the reported split."""
     summary = result.tables[label]
-    split = H.report_split(summary)
+    split = T.report_split(summary)
     sp = result.splits[label]
     n = max(len(s["seeds"]) for s in summary)
-    table = H.metrics_table(f"{label}: {split} metrics in units — neural models mean ± std over {n} seed(s), "
+    table = T.metrics_table(f"{label}: {split} metrics in units — neural models mean ± std over {n} seed(s), "
                             f"baselines deterministic; {sp['kind']} split (same for every row); "
                             f"{inputs_label(result.exog_future)}", split,
                             [("rank", {"justify": "right"}), ("model", {})])
     for s in summary:
-        cells = [H.cell(s, split, m, fmt) for m, fmt in H.METRIC_FORMATS.items()]
+        cells = [T.cell(s, split, m, fmt) for m, fmt in T.METRIC_FORMATS.items()]
         if split != "val":
-            cells.append(H.cell(s, "val", "WAPE"))
+            cells.append(T.cell(s, "val", "WAPE"))
         style = "bold" if s["row"] == SF else None
         table.add_row(str(s["rank"]), s["row"], *cells, f"{s['seconds']:.1f}", style=style)
     table.caption = (f"train {sp['train']['products']}, val {sp['val']['products']}, test {sp['test']['products']} "
@@ -269,7 +275,7 @@ def across_table(result: CompareResult, metrics: tuple[str, ...] = ("WAPE", "MAE
                         + inputs_label(result.exog_future))
     table.add_column("model")
     for label, summary in result.tables.items():
-        split = H.report_split(summary)
+        split = T.report_split(summary)
         for m in metrics:
             table.add_column(f"{label}\n{split} {m}", justify="right")
     names = [c.name for c in result.contenders]
@@ -277,7 +283,7 @@ def across_table(result: CompareResult, metrics: tuple[str, ...] = ("WAPE", "MAE
         cells = []
         for summary in result.tables.values():
             s = next((x for x in summary if x["row"] == name), None)
-            split = H.report_split(summary)
-            cells += [H.cell(s, split, m, H.METRIC_FORMATS[m]) if s else "–" for m in metrics]
+            split = T.report_split(summary)
+            cells += [T.cell(s, split, m, T.METRIC_FORMATS[m]) if s else "–" for m in metrics]
         table.add_row(name, *cells, style="bold" if name == SF else None)
     return table

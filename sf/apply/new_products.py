@@ -21,7 +21,7 @@ from sf.cache import schema as S
 from sf.cache.reader import Features, load_features, read_attrs
 from sf.data.contract import Dataset, DatasetMeta, load_exog, load_meta, load_products, load_sales
 from sf.errors import SfError
-from sf.forecast.runs import LoadedRun, check_fingerprint
+from sf.forecast.checkpoints import LoadedRun, check_fingerprint
 
 # (dataset, `like`: the store path or attributes to reproduce, out store) -> the store's path.
 Extract = Callable[[Dataset, "dict | Path", Path], Path]

@@ -19,12 +19,12 @@ import numpy as np
 import polars as pl
 from rich.table import Table
 
+from sf.apply.new_products import Extract, load_new_dataset, resolve_features, run_folder
 from sf.data.atomic import atomic_write, atomic_write_text
 from sf.errors import SfError
+from sf.forecast.checkpoints import LoadedRun, load_run
 from sf.forecast.inputs import Inputs, build_inputs
-from sf.forecast.metrics import point_index
-from sf.forecast.new_products import Extract, load_new_dataset, resolve_features, run_folder
-from sf.forecast.runs import LoadedRun, load_run
+from sf.forecast.metrics import point_forecast
 
 PERIOD_OFFSET = {"day": "d", "week": "w", "month": "mo"}  # polars offset units
 
@@ -91,7 +91,7 @@ def forecast_frame(inp: Inputs, yhat: np.ndarray, quantiles: tuple[float, ...], 
                    period: str) -> pl.DataFrame:
     """Long table: product_id, step, date, yhat, [p..], observed (units given as input, else null)."""
     n, h = len(inp), inp.horizon
-    point = yhat[..., point_index(quantiles)] if yhat.ndim == 3 else yhat
+    point = point_forecast(yhat, quantiles)
     given = np.arange(h)[None, :] < observed[:, None]
     cols = {
         "product_id": np.repeat(np.asarray(inp.product_ids, dtype=object), h),
@@ -154,7 +154,7 @@ def plot_forecasts(inp: Inputs, yhat: np.ndarray, quantiles, observed: np.ndarra
     from sf.forecast import plots
 
     plt = plots.plt
-    point = yhat[..., point_index(quantiles)] if yhat.ndim == 3 else yhat
+    point = point_forecast(yhat, quantiles)
     order = np.argsort(point.sum(1))
     pick = order[np.linspace(0, len(order) - 1, min(n, len(order))).round().astype(int)]
     cols = 4
@@ -190,7 +190,7 @@ def summary_table(result: PredictResult, rows: int = 10) -> Table:
         table.add_column(c, justify="right" if c != "product" else "left")
     if result.yhat.ndim == 3:
         table.add_column(f"Σ {quantile_column(q[0])} .. Σ {quantile_column(q[-1])}", justify="right")
-    point = result.yhat[..., point_index(q)] if result.yhat.ndim == 3 else result.yhat
+    point = point_forecast(result.yhat, q)
     for i in range(min(rows, len(inp))):
         cells = [inp.product_ids[i], "yes" if inp.has_image[i] else "–", "yes" if inp.has_text[i] else "–",
                  str(int(result.observed[i])), f"{point[i].sum():,.0f}"]

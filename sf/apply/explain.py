@@ -27,18 +27,18 @@ import numpy as np
 import polars as pl
 import torch
 
+from sf.apply.explain_figure import draw
+from sf.apply.new_products import (Extract, load_new_dataset, resolve_features, run_folder, training_data,
+                                      training_store)
 from sf.cache.reader import Features, load_features
 from sf.data.atomic import atomic_write_text
 from sf.data.contract import Dataset, load_dataset
 from sf.errors import SfError
 from sf.forecast.batching import TensorInputs
-from sf.forecast.explain_figure import draw
+from sf.forecast.checkpoints import LoadedRun, check_fingerprint, load_run
 from sf.forecast.inputs import Inputs, build_inputs
-from sf.forecast.metrics import point_index
-from sf.forecast.new_products import (Extract, load_new_dataset, resolve_features, run_folder, training_data,
-                                      training_store)
-from sf.forecast.runs import LoadedRun, check_fingerprint, load_run
-from sf.forecast.splits import make_split, resolve_kind
+from sf.forecast.metrics import point_forecast
+from sf.forecast.run_folder import read_split
 
 # (descriptions, store attributes) -> per description, the string of each stored token ("" = special token)
 WordsFor = Callable[[list[str], dict], list[list[str]]]
@@ -199,7 +199,7 @@ def _training_side(run: LoadedRun, notes: list[str]) -> tuple[Dataset | None, Fe
 
 def _reference_curve(run: LoadedRun, notes: list[str]) -> np.ndarray | None:
     """The training products' mean curve, exactly as `sf train` and `sf evaluate` use it."""
-    from sf.forecast.evaluate import training_reference  # evaluate imports from this module's neighbours
+    from sf.apply.evaluate import training_reference  # evaluate imports from this module's neighbours
 
     try:
         return training_reference(run).mean_curve
@@ -234,10 +234,10 @@ def explain_product(cfg: ExplainConfig, extract: Extract | None = None, words_fo
     image = ds.image_paths()[cfg.product]
     has_image, has_text = bool(inp.has_image[0]), bool(inp.has_text[0])
 
-    yhat = run.predict(inp)[0]
+    yhat = run.predict(inp)
     q = tuple(run.quantiles)
-    point = yhat[:, point_index(q)] if yhat.ndim == 2 else yhat
-    band = np.stack([yhat[:, 0], yhat[:, -1]], axis=1) if yhat.ndim == 2 else None
+    point = point_forecast(yhat, q)[0]
+    band = np.stack([yhat[0, :, 0], yhat[0, :, -1]], axis=1) if yhat.ndim == 3 else None
 
     fused, attention = fused_and_attention(run, inp)
     grid = (int(run.store.get("grid_h", 0) or 0), int(run.store.get("grid_w", 0) or 0))
@@ -262,10 +262,8 @@ def explain_product(cfg: ExplainConfig, extract: Extract | None = None, words_fo
     analogs, similarity = [], "none"
     if train_inp is not None and cfg.analogs > 0:
         # Analogs come from the products the model trained on, never from its validation or test products.
-        c = run.config
-        train_rows = make_split(train_inp, resolve_kind(train_inp, c.split), seed=c.split_seed, fractions=c.fractions)["train"]
-        in_train = np.zeros(len(train_inp), dtype=bool)
-        in_train[train_rows] = True
+        train_ids = set(read_split(run_folder(run))["train"])  # as `sf train` split them, not re-derived
+        in_train = np.array([p in train_ids for p in train_inp.product_ids])
         exclude = np.array([p == cfg.product for p in train_inp.product_ids]) | ~train_inp.y_mask.any(axis=1) | ~in_train
         uses = run.config.fusion not in ("none",)
         if fused and uses:

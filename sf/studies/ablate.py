@@ -26,9 +26,10 @@ from sf.cache.reader import load_features, read_attrs
 from sf.data.atomic import atomic_write_text
 from sf.data.contract import load_dataset
 from sf.errors import SfError
-from sf.forecast import harness as H
+from sf.forecast import engine
 from sf.forecast.config import TrainConfig, inputs_label
-from sf.forecast.inputs import build_inputs
+from sf.studies import pool
+from sf.studies import tables as T
 
 GRID_FUSIONS = {"biattn": "bidirectional attention", "concat": "attention removed (pooled image ⊕ pooled text)"}
 GRID_HEADS = ("lstm", "bilstm")
@@ -127,15 +128,37 @@ def _cost(v: Variant) -> float:
     return (2.0 if v.fusion in ("biattn", "t2i", "i2t") else 1.0) * (1.3 if v.head == "bilstm" else 1.0)
 
 
-def _load(path: Path, data, horizon, vocab=None):
-    feats = load_features(path)
-    inp = build_inputs(data, feats, horizon=horizon, attribute_vocab=vocab)
-    return inp, feats.attrs
-
-
 def _store_info(attrs: dict, path: Path) -> dict:
     keep = ("backbone", "weights", "text_encoder", "channels", "grid_h", "grid_w", "fingerprint")
     return {"path": str(path), **{k: (v.item() if hasattr(v, "item") else v) for k, v in attrs.items() if k in keep}}
+
+
+def _alt_store(cfg: AblateConfig, main: str, main_attrs: dict, notes: list[str]) -> Path | None:
+    """The other backbone's store, or None (with a note saying how to make it) when it is not there."""
+    alt_path = Path(cfg.features_alt) if cfg.features_alt else alt_store_path(Path(cfg.features), main, cfg.backbone)
+    if not alt_path.exists():
+        cmd = extract_command(cfg.data, cfg.backbone, alt_path, main_attrs)
+        notes.append(f"{alt_path} not found: the {cfg.backbone} rows are skipped. Make that store with: {cmd}")
+        return None
+    if str(read_attrs(alt_path).get("backbone")) == main:
+        raise SfError(f"{alt_path}: has backbone {main}, the same as {cfg.features}; give a {cfg.backbone} store")
+    return alt_path
+
+
+def _prepare_stores(cfg: AblateConfig, train_cfg: TrainConfig, main: str, alt_path: Path | None):
+    """Both stores read once and split once: the split is made on the main store and applied by product to
+    the other, so every row sees the same products in the same parts."""
+    ds = load_dataset(cfg.data)
+    first = engine.prepare(train_cfg, load_features(cfg.features), ds, label=main)
+    shared = {main: first}
+    stores = {main: _store_info(read_attrs(cfg.features), cfg.features)}
+    alt = None
+    if alt_path is not None:
+        feats = load_features(alt_path)
+        alt = str(feats.attrs.get("backbone") or cfg.backbone)
+        shared[alt] = engine.prepare(train_cfg, feats, ds, split=first.product_split, label=alt)
+        stores[alt] = _store_info(feats.attrs, alt_path)
+    return shared, stores, alt
 
 
 def run_ablation(cfg: AblateConfig, console: Console | None = None, progress: bool = True) -> AblationResult:
@@ -148,86 +171,64 @@ def run_ablation(cfg: AblateConfig, console: Console | None = None, progress: bo
     if cfg.backbone == main:
         raise SfError(f"--backbone {cfg.backbone}: that is the main store's backbone already ({cfg.features}); "
                       f"name the other one, e.g. --backbone resnet18")
-    alt_path = Path(cfg.features_alt) if cfg.features_alt else alt_store_path(Path(cfg.features), main, cfg.backbone)
-    notes = []
-    if not alt_path.exists():
-        cmd = extract_command(cfg.data, cfg.backbone, alt_path, main_attrs)
-        notes.append(f"{alt_path} not found: the {cfg.backbone} rows are skipped. Make that store with: {cmd}")
-        alt_path = None
-    else:
-        alt_attrs = read_attrs(alt_path)
-        if str(alt_attrs.get("backbone")) == main:
-            raise SfError(f"{alt_path}: has backbone {main}, the same as {cfg.features}; give a {cfg.backbone} store")
-
-    ds = load_dataset(cfg.data)
-    inp, attrs = _load(Path(cfg.features), ds, train_cfg.horizon)
-    shared = {main: H.make_shared(main, inp, train_cfg, store=_store_info(attrs, cfg.features))}
-    split = {k: shared[main].parts[k].product_ids for k in H.SPLITS}
-    alt = None
-    if alt_path is not None:
-        alt_inp, alt_attrs = _load(alt_path, ds, train_cfg.horizon, inp.attribute_vocab)
-        alt = str(alt_attrs.get("backbone") or cfg.backbone)
-        if alt_inp.product_ids != inp.product_ids:
-            raise SfError(f"{alt_path}: rows do not match {cfg.features} for {cfg.data}")
-        # The same products in the same parts: the split is made once, on the main store.
-        index = {p: i for i, p in enumerate(alt_inp.product_ids)}
-        rows = {k: [index[p] for p in split[k]] for k in H.SPLITS}
-        shared[alt] = H.make_shared(alt, alt_inp, train_cfg, split=rows, store=_store_info(alt_attrs, alt_path))
-        del alt_inp
-    del inp
-
+    notes: list[str] = []
+    alt_path = _alt_store(cfg, main, main_attrs, notes)
+    shared, stores, alt = _prepare_stores(cfg, train_cfg, main, alt_path)
     variants = plan(main, alt, cfg.extras)
-    workers = cfg.workers or H.default_workers()
-    threads = 1 if workers > 1 else train_cfg.threads
-    jobs = []
-    for v in variants:
-        if v.group == "reference":
-            jobs.append(H.Job(v.label, v.store, "baseline", "mean_curve", train_cfg, train_cfg.seed))
-            continue
-        run_cfg = replace(train_cfg, fusion=v.fusion, head=v.head, exog=v.exog, threads=threads)
-        jobs += [H.Job(v.label, v.store, "neural", "sf", run_cfg, s, cost=_cost(v)) for s in train_cfg.seed_list]
-    results = H.run_jobs(jobs, shared, workers, console, "ablation", progress)
-    summary = H.summarise(results, [v.label for v in variants])
+    workers = cfg.workers or pool.default_workers()
+    results = pool.run_jobs(_jobs(variants, train_cfg, workers), shared, workers, console, "ablation", progress)
+    summary = T.summarise(results, [v.label for v in variants])
     by_label = {v.label: v for v in variants}
     for s in summary:
         v = by_label[s["row"]]
         s.update(group=v.group, backbone=v.store, fusion=v.fusion if v.group != "reference" else None,
                  head=v.head if v.group != "reference" else None, exog=v.exog)
-
     ids = {i for s in summary for i in s["split_ids"]}
     if len(ids) != 1:  # a bug, not a user error: say it loudly rather than print an unfair table
         raise RuntimeError(f"ablation rows were computed on different splits: {sorted(ids)}")
     first = shared[main]
-    split_info = {"kind": first.split_kind, "split_id": ids.pop(), **first.split_info}
+    split_info = {"kind": first.kind, "split_id": ids.pop(), **first.info}
     out = Path(cfg.out) if cfg.out else Path("runs") / f"ablate_{Path(cfg.features).stem}"
     result = AblationResult(out=out, summary=summary, variants=variants, split=split_info, notes=notes,
                             seconds=time.perf_counter() - t0, workers=workers, exog_future=cfg.train.exog_future)
-    _write(result, cfg, {k: s.store for k, s in shared.items()})
+    _write(result, cfg, stores)
     return result
+
+
+def _jobs(variants: list[Variant], train_cfg: TrainConfig, workers: int) -> list[pool.Job]:
+    threads = 1 if workers > 1 else train_cfg.threads
+    jobs = []
+    for v in variants:
+        if v.group == "reference":
+            jobs.append(pool.Job(v.label, v.store, "baseline", "mean_curve", train_cfg, train_cfg.seed))
+            continue
+        run_cfg = replace(train_cfg, fusion=v.fusion, head=v.head, exog=v.exog, threads=threads)
+        jobs += [pool.Job(v.label, v.store, "neural", "sf", run_cfg, s, cost=_cost(v)) for s in train_cfg.seed_list]
+    return jobs
 
 
 def _write(result: AblationResult, cfg: AblateConfig, stores: dict) -> None:
     out = result.out
     out.mkdir(parents=True, exist_ok=True)
-    split = H.report_split(result.summary)
+    split = T.report_split(result.summary)
     atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
     extra = {k: [s.get(k) for s in result.summary] for k in ("group", "backbone", "fusion", "head", "exog")}
-    H.write_csv(H.table_frame(result.summary, extra), out / "ablation.csv")
+    T.write_csv(T.table_frame(result.summary, extra), out / "ablation.csv")
     payload = {"config": cfg.to_dict(), "split": result.split, "stores": stores, "reported_split": split,
                "fusion_meaning": GRID_FUSIONS, "rows": result.summary, "notes": result.notes,
                "seconds": result.seconds, "workers": result.workers}
     atomic_write_text(out / "ablation.json", json.dumps(payload, indent=2, default=str))
     n = len(cfg.train.seed_list)
-    H.bar_chart(result.summary, split, out / "ablation.png",
+    T.bar_chart(result.summary, split, out / "ablation.png",
                 f"sf ablation — {split} split, {n} seed(s) per row, {result.split['kind']} split of {cfg.data}")
 
 
 def ablation_table(result: AblationResult) -> Table:
-    split = H.report_split(result.summary)
+    split = T.report_split(result.summary)
     best = min((s for s in result.summary if s["group"] != "reference" and "val" in s),
                key=lambda s: s["val"]["mean"].get("WAPE", float("inf")), default=None)
     n = max(len(s["seeds"]) for s in result.summary)
-    table = H.metrics_table(f"Ablation — {split} metrics in units, mean ± std over {n} seed(s); "
+    table = T.metrics_table(f"Ablation — {split} metrics in units, mean ± std over {n} seed(s); "
                             f"{result.split['kind']} split (same for every row); {inputs_label(result.exog_future)}",
                             split, [("row", {})])
     group = None
@@ -236,9 +237,9 @@ def ablation_table(result: AblationResult) -> Table:
             table.add_section()
         group = s["group"]
         label = s["row"] + (" ★" if best is not None and s is best else "")
-        cells = [H.cell(s, split, m, fmt) for m, fmt in H.METRIC_FORMATS.items()]
+        cells = [T.cell(s, split, m, fmt) for m, fmt in T.METRIC_FORMATS.items()]
         if split != "val":
-            cells.append(H.cell(s, "val", "WAPE"))
+            cells.append(T.cell(s, "val", "WAPE"))
         table.add_row(label, *cells, f"{s['seconds']:.1f}", style="dim" if group == "reference" else None)
     sp = result.split
     table.caption = (f"★ best validation WAPE (chosen on validation only). concat = attention removed. "

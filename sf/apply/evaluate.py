@@ -5,7 +5,7 @@ loss + interval coverage for quantile models), per seed with mean ± std, for th
 the reference every model must beat: the mean sales curve of the model's own TRAINING products. The
 "hit" threshold is also the training products' (median total), so the scores mean what they meant in
 `sf train`. Both come from the run folder (metrics.json) or, for runs written before it kept them, are
-recomputed from the training data with the run's own split.
+recomputed from the training data and the run's split.parquet.
 
 With `--observed K` the first K weeks are given to the model as inputs and only the later steps are
 scored (short-observation forecasting).
@@ -21,16 +21,17 @@ import numpy as np
 import polars as pl
 from rich.table import Table
 
+from sf.apply.new_products import Extract, load_new_dataset, resolve_features, run_folder, training_data
+from sf.apply.predict import forecast, write_table
 from sf.data.atomic import atomic_write_text
 from sf.data.contract import load_dataset
 from sf.errors import SfError
 from sf.forecast import plots
-from sf.forecast.inputs import CALENDAR_FEATURES, Inputs, build_inputs
-from sf.forecast.metrics import aggregate, compute_metrics, hit_threshold, point_index
-from sf.forecast.new_products import Extract, load_new_dataset, resolve_features, run_folder, training_data
-from sf.forecast.predict import forecast, write_table
-from sf.forecast.runs import LoadedRun, load_run, mean_curve, prediction_frame
-from sf.forecast.splits import make_split, resolve_kind
+from sf.forecast.baselines.common import masked_mean_curve
+from sf.forecast.checkpoints import LoadedRun, load_run
+from sf.forecast.inputs import Inputs, build_inputs
+from sf.forecast.metrics import compute_metrics, hit_threshold, point_forecast, seed_summary
+from sf.forecast.run_folder import SPLIT_FILE, prediction_frame, read_split
 
 ROWS = (("MAE", "{:.2f}"), ("RMSE", "{:.2f}"), ("R2", "{:.3f}"), ("AUC", "{:.3f}"), ("Accuracy", "{:.3f}"),
         ("WAPE", "{:.1f}"), ("pinball", "{:.2f}"), ("coverage", "{:.3f}"))
@@ -65,30 +66,9 @@ class EvaluateResult:
     yhat: np.ndarray  # seed ensemble
 
 
-def _light_inputs(ds, horizon: int) -> Inputs:
-    """Inputs with the sales, release dates and split column only: all a split and a mean curve need."""
-    ids = ds.product_ids
-    n = len(ids)
-    _, y, mask = ds.sales_matrix(ids, horizon)
-    rel = dict(ds.products.select("product_id", "release_date").iter_rows())
-    split = None
-    if "split" in ds.products.columns:
-        smap = dict(ds.products.select("product_id", "split").iter_rows())
-        split = np.array([smap.get(p) for p in ids], dtype=object)
-    z = np.zeros
-    return Inputs(
-        product_ids=ids, horizon=horizon, image_grid=z((n, 1, 1), np.float16), image_pooled=z((n, 1), np.float16),
-        has_image=z(n, bool), text_tokens=z((n, 1, 1), np.float16), text_mask=z((n, 1), bool),
-        text_pooled=z((n, 1), np.float16), has_text=z(n, bool), exog=z((n, horizon, 0), np.float32), exog_names=[],
-        calendar=z((n, horizon, len(CALENDAR_FEATURES)), np.float32), attributes=z((n, 0), np.int64),
-        attribute_names=[], attribute_vocab={},
-        release=np.array([rel.get(p) or np.datetime64("NaT") for p in ids], dtype="datetime64[D]"),
-        y=y, y_mask=mask, split=split,
-    )
-
-
 def training_reference(run: LoadedRun) -> TrainingReference:
-    """The training products' mean curve and hit threshold, as `sf train` computed them."""
+    """The training products' mean curve and hit threshold, as `sf train` computed them: from metrics.json,
+    else from the run's split.parquet and its training data (never from a split re-derived here)."""
     folder = run_folder(run)
     saved = {}
     if (folder / "metrics.json").is_file():
@@ -100,13 +80,10 @@ def training_reference(run: LoadedRun) -> TrainingReference:
     if data is None:
         raise SfError(f"{folder}: the run keeps no training mean curve and its training data "
                       f"({run.config.data}) is not at hand; the baseline needs one of them")
-    cfg = run.config
-    inp = _light_inputs(load_dataset(data), run.horizon)
-    kind = saved.get("split", {}).get("kind") or resolve_kind(inp, cfg.split)
-    train = inp.take(make_split(inp, kind, seed=cfg.split_seed, fractions=cfg.fractions)["train"])
-    curve = mean_curve(train)
-    thr = float(saved["hit_threshold"]) if "hit_threshold" in saved else hit_threshold(train.y, train.y_mask)
-    return TrainingReference(curve, thr, f"recomputed from {data} ({kind} split, {len(train)} training products)")
+    train_ids = read_split(folder)["train"]
+    _, y, mask = load_dataset(data).sales_matrix(train_ids, run.horizon)
+    return TrainingReference(masked_mean_curve(y, mask).astype(np.float64), hit_threshold(y, mask),
+                             f"recomputed from {data} and {folder / SPLIT_FILE} ({len(train_ids)} training products)")
 
 
 def evaluate_run(cfg: EvaluateConfig, extract: Extract | None = None, console=None,
@@ -138,7 +115,6 @@ def evaluate_run(cfg: EvaluateConfig, extract: Extract | None = None, console=No
     per_seed = [forecast(_one(run, m), inp, given) for m in run.models]
     ensemble = np.mean(per_seed, axis=0)
     scores = [compute_metrics(inp.y, p, scored, ref.hit_threshold, q or None) for p in per_seed]
-    agg = aggregate(scores)
     baseline = np.tile(ref.mean_curve, (len(inp), 1))
     metrics = {
         "model": str(run_folder(run)), "data": str(cfg.data), "store": str(feats.path), "config": cfg.to_dict(),
@@ -146,10 +122,8 @@ def evaluate_run(cfg: EvaluateConfig, extract: Extract | None = None, console=No
         "observed_weeks_given": k, "products": len(inp),
         "no_image_share": float(1 - inp.has_image.mean()), "no_text_share": float(1 - inp.has_text.mean()),
         "hit_threshold": ref.hit_threshold, "reference": ref.source,
-        "mean": {m: v["mean"] for m, v in agg.items()}, "std": {m: v["std"] for m, v in agg.items()},
-        "per_seed": scores,
-        "ensemble": compute_metrics(inp.y, ensemble, scored, ref.hit_threshold, q or None),
-        "mean_curve": compute_metrics(inp.y, baseline, scored, ref.hit_threshold),
+        **seed_summary(scores, ensemble=compute_metrics(inp.y, ensemble, scored, ref.hit_threshold, q or None),
+                       mean_curve=compute_metrics(inp.y, baseline, scored, ref.hit_threshold)),
         "notes": notes,
     }
     out = Path(cfg.out) if cfg.out is not None else run_folder(run) / f"eval_{ds.meta.name}"
@@ -168,7 +142,7 @@ def _write(out: Path, metrics: dict, inp: Inputs, ensemble: np.ndarray, per_seed
     # Same columns as `sf train`'s predictions.parquet; split "evaluate", seed -1 = the seed ensemble.
     frames = [prediction_frame(inp, "evaluate", seed, p, q) for seed, p in [(-1, ensemble), *zip(metrics["seeds"], per_seed)]]
     write_table(pl.concat(frames), out / "predictions.parquet")
-    point = ensemble[..., point_index(q)] if ensemble.ndim == 3 else ensemble
+    point = point_forecast(ensemble, q)
     plots.forecast_grid(inp.product_ids, inp.y, inp.y_mask, point, ref.mean_curve, out / "forecasts.png",
                         title=f"{Path(metrics['data']).name}: forecast (mean of {len(per_seed)} seeds) vs actual",
                         band=ensemble if ensemble.ndim == 3 else None)

@@ -1,0 +1,1 @@
+"""Applying a trained model: predict, evaluate, explain. Each reads a run folder (config, split, checkpoints)."""
