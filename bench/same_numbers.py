@@ -1,6 +1,6 @@
 """Same seeds, same numbers: `sf train`, `sf ablate` and `sf compare` here against a reference commit.
 
-    python bench/same_numbers.py                      # against a465740, the last commit before the one engine
+    python bench/same_numbers.py                      # against 6e82782, the last commit before the one engine
     python bench/same_numbers.py --base <commit> --products 60 --seeds 2 --epochs 5
 
 Exports the reference commit with `git archive` into a temporary folder, makes one small demo catalogue and two
@@ -59,7 +59,7 @@ def blocks(out: Path) -> dict[str, list]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--base", default="a465740")
+    ap.add_argument("--base", default="6e82782")
     ap.add_argument("--products", type=int, default=60)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=5)
