@@ -253,8 +253,8 @@ def test_sparse_images_share_forward_passes_and_keep_their_features(tmp_path, mo
     for i in range(0, 16, 4):
         (dense / f"img{i:03d}.png").write_bytes((sparse / "images" / f"img{i:03d}.png").read_bytes())
     calls = []
-    real = job.ImageFeaturizer.__call__
-    monkeypatch.setattr(job.ImageFeaturizer, "__call__", lambda self, x: calls.append(len(x)) or real(self, x))
+    real = job.ImageFeaturizer.submit
+    monkeypatch.setattr(job.ImageFeaturizer, "submit", lambda self, x: calls.append(len(x)) or real(self, x))
 
     s = load_features(job.run(I.from_dataset(sparse), tmp_path / "s.h5", tiny_config(text_encoder="none")).out)
     assert calls == [4]  # 4 images over 4 row batches of 4: one full pass, not 4 mostly padded ones

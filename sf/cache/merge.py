@@ -104,6 +104,8 @@ def _copy_block(f: h5py.File, handles, block: list[tuple[int, int]], start: int)
     shard_ids = np.array([s for s, _ in block])
     rows = np.array([r for _, r in block])
     for name in list(STRINGS) + [n_ for n_ in NUMERIC if n_ in f]:
+        if any(name not in h for h in handles):
+            continue  # a column older shards lack (image/decoder): left at 0, "not recorded"
         src0 = handles[0][name]
         is_str = name in STRINGS
         buf = np.empty((n, *src0.shape[1:]), dtype=object if is_str else src0.dtype)

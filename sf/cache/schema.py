@@ -9,6 +9,7 @@
     /text/tokens     (N, L, D)   float16     word vectors v_i^T, zero-padded to L (absent without text)
     /text/mask       (N, L)      uint8       1 where a token is real
     /text/pooled     (N, D)      float16     sentence vector
+    /image/decoder   (N,)        uint8       which decoder made an ok row: DECODERS[code] (0 = none / not recorded)
     /input_index     (N,)        int64       row's position in the input listing of the run that wrote it
                                              (lets `sf cache merge` restore the unsharded order)
 
@@ -45,12 +46,21 @@ STATUS = "status"
 REASON = "reason"
 IMAGE_POOLED = "image/pooled"
 IMAGE_GRID = "image/grid"
+IMAGE_DECODER = "image/decoder"
 TEXT_TOKENS = "text/tokens"
 TEXT_MASK = "text/mask"
 TEXT_POOLED = "text/pooled"
 INPUT_INDEX = "input_index"
 
 STRING_DATASETS = (KEYS, CONTENT_HASH, STATUS, REASON)
+
+# /image/decoder codes. pillow: sf.extract.images (CPU); nvjpeg: torchvision.io.decode_jpeg on CUDA;
+# libjpeg: the same call on CPU. Stores written before the column existed lack it (readers treat it as 0).
+DECODERS = ("", "pillow", "nvjpeg", "libjpeg")
+
+
+def decoder_code(name: str) -> int:
+    return DECODERS.index(name)
 
 # What must match for two stores (or a store and a trained model) to be interchangeable.
 FINGERPRINT_KEYS = (

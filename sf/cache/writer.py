@@ -48,6 +48,7 @@ class RowBlock:
     text_tokens: np.ndarray | None = None  # (n, L, D) float16
     text_mask: np.ndarray | None = None  # (n, L) uint8
     text_pooled: np.ndarray | None = None  # (n, D) float16
+    image_decoder: np.ndarray | None = None  # (n,) uint8, codes of schema.DECODERS
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -77,6 +78,7 @@ NUMERIC = {
     S.TEXT_TOKENS: "text_tokens",
     S.TEXT_MASK: "text_mask",
     S.TEXT_POOLED: "text_pooled",
+    S.IMAGE_DECODER: "image_decoder",
 }
 STRINGS = {S.KEYS: "keys", S.CONTENT_HASH: "content_hash", S.STATUS: "status", S.REASON: "reason"}
 
@@ -87,7 +89,7 @@ STRINGS = {S.KEYS: "keys", S.CONTENT_HASH: "content_hash", S.STATUS: "status", S
 def row_shapes(attrs: dict) -> dict[str, tuple[tuple[int, ...], str]]:
     """Dataset -> (per-row shape, dtype) implied by a store's attributes."""
     c, gh, gw = int(attrs["channels"]), int(attrs["grid_h"]), int(attrs["grid_w"])
-    shapes = {S.INPUT_INDEX: ((), "i8"), S.IMAGE_POOLED: ((c,), "f2")}
+    shapes = {S.INPUT_INDEX: ((), "i8"), S.IMAGE_POOLED: ((c,), "f2"), S.IMAGE_DECODER: ((), "u1")}
     if not attrs.get("pooled_only", False):
         shapes[S.IMAGE_GRID] = ((gh * gw, c), "f2")
     if attrs.get("text_encoder", "none") != "none":
@@ -336,6 +338,49 @@ class StoreFiles:
         fsync_path(self.out.parent)
         failpoint("finalize-renamed")
         shutil.rmtree(self.parts_dir, ignore_errors=True)
+
+
+class BackgroundParts:
+    """StoreFiles.write_part on a writer thread, so the forward pass never waits for the disk.
+
+    At most `depth` parts wait in the queue (bounded memory); an error on the thread is raised by the
+    next `put` or by `close`. HDF5 and fsync release the GIL for the I/O itself."""
+
+    def __init__(self, files: StoreFiles, attrs: dict, compression: str = "none", depth: int = 2):
+        import queue
+        import threading
+
+        self.files, self.attrs, self.compression = files, attrs, compression
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name="sf-part-writer", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            blocks = self.queue.get()
+            if blocks is None:
+                return
+            if self.error is None:
+                try:
+                    self.files.write_part(self.attrs, blocks, self.compression)
+                except BaseException as e:  # noqa: BLE001 - re-raised on the main thread
+                    self.error = e
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def put(self, blocks: list[RowBlock]) -> None:
+        self._raise()
+        if blocks:
+            self.queue.put(blocks)
+
+    def close(self) -> None:
+        """Wait until every queued part is on disk."""
+        self.queue.put(None)
+        self.thread.join()
+        self._raise()
 
 
 def read_attrs_of(path: Path) -> dict:

@@ -6,6 +6,7 @@ into an `unreadable` row instead of dying. Decoding runs inside DataLoader worke
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import asdict, dataclass
 
@@ -48,12 +49,11 @@ class ImagePrep:
         return d
 
 
-def open_checked(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open lazily (header only) and refuse empty, non-image and oversized files."""
+def read_bytes(path) -> bytes:
+    """A file's bytes, or BadImage with the same reasons `open_checked` gives (the GPU path reads bytes only)."""
     try:
         with open(path, "rb") as fh:
-            if not fh.read(1):
-                raise BadImage("empty file (0 bytes)")
+            data = fh.read()
     except FileNotFoundError:
         raise BadImage("file not found") from None
     except IsADirectoryError:
@@ -62,6 +62,33 @@ def open_checked(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
         raise BadImage("permission denied") from None
     except OSError as e:
         raise BadImage(f"cannot read file ({e.strerror or e})") from None
+    if not data:
+        raise BadImage("empty file (0 bytes)")
+    return data
+
+
+def open_checked(source, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open lazily (header only) and refuse empty, non-image and oversized files.
+
+    `source`: a path, or the file's bytes (read by a worker, or by Ray's read_binary_files)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if not len(source):
+            raise BadImage("empty file (0 bytes)")
+        path = io.BytesIO(source)
+    else:
+        path = source
+        try:
+            with open(path, "rb") as fh:
+                if not fh.read(1):
+                    raise BadImage("empty file (0 bytes)")
+        except FileNotFoundError:
+            raise BadImage("file not found") from None
+        except IsADirectoryError:
+            raise BadImage("is a folder, not a file") from None
+        except PermissionError:
+            raise BadImage("permission denied") from None
+        except OSError as e:
+            raise BadImage(f"cannot read file ({e.strerror or e})") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -72,13 +99,19 @@ def open_checked(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
         raise BadImage("not an image (unknown or corrupt format)") from None
     except (OSError, ValueError, SyntaxError) as e:
         raise BadImage(f"corrupt image header ({_short(e)})") from None
-    w, h = img.size
-    if w * h > max_pixels:
+    try:
+        check_size(*img.size, max_pixels)
+    except BadImage:
         img.close()
+        raise
+    return img
+
+
+def check_size(w: int, h: int, max_pixels: int) -> None:
+    if w * h > max_pixels:
         raise BadImage(f"too large: {w}x{h} = {w * h:,} pixels > limit {max_pixels:,} (--max-pixels)")
     if w < 1 or h < 1:
         raise BadImage(f"empty image ({w}x{h})")
-    return img
 
 
 def to_rgb(img: Image.Image, background=WHITE) -> Image.Image:
@@ -127,9 +160,9 @@ def fit_square(img: Image.Image, prep: ImagePrep) -> Image.Image:
     return img.crop((left, top, left + s, top + s))
 
 
-def load_image(path, prep: ImagePrep, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """File -> (S, S, 3) uint8 in the store's preprocessing; raises BadImage with the reason."""
-    img = open_checked(path, max_pixels)
+def load_image(source, prep: ImagePrep, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """File (path or bytes) -> (S, S, 3) uint8 in the store's preprocessing; raises BadImage with the reason."""
+    img = open_checked(source, max_pixels)
     try:
         with img:
             if img.format == "JPEG":

@@ -2,10 +2,13 @@
 
     plan      hash every row's image bytes + text; rows whose key and hash the store (or a part
               left by a killed run) already has are skipped
-    decode    DataLoader workers open, check and preprocess images (sf.extract.images)
-    forward   the frozen backbone on the device, the text encoder beside it
-    write     every ~30 s the finished rows become one atomic part file; at the end the parts are
-              folded into the store in one atomic rename (sf.cache.writer)
+    decode    DataLoader workers open, check and preprocess images with Pillow (sf.extract.images), or
+              (--decoder torchvision, the default on CUDA) only read bytes, and JPEGs are decoded,
+              resized and letterboxed on the device in batches (sf.extract.decode)
+    forward   the frozen backbone on the device, the text encoder beside it; the device-to-host copy
+              of pass k is collected after pass k+1 is queued
+    write     every ~30 s the finished rows become one atomic part file, written by a writer thread;
+              at the end the parts are folded into the store in one atomic rename (sf.cache.writer)
 
 Every forward pass has the same shape (see sf.extract.runtime), so a row's features depend only on
 its image, not on the images it ran with: a rerun after a kill, a shard or an incremental update
@@ -27,9 +30,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sf.cache import schema as S
-from sf.cache.writer import COMPRESSIONS, RowBlock, StoreFiles, check_compatible, read_attrs_of
+from sf.cache.writer import COMPRESSIONS, BackgroundParts, RowBlock, StoreFiles, check_compatible, read_attrs_of
 from sf.errors import SfError
 from sf.extract import backbones, inputs as I, text as T
+from sf.extract.decode import DECODER_CHOICES, DeviceDecoder, ReadRows, collate_read, resolve_decoder
 from sf.extract.images import DEFAULT_MAX_PIXELS, FITS, BadImage, ImagePrep, load_image
 from sf.extract.runtime import F16_MAX, ImageFeaturizer, resolve_device, resolve_precision
 
@@ -49,6 +53,7 @@ class ExtractConfig:
     workers: int | None = None  # None: chosen from the device and the job size
     device: str = "auto"
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    decoder: str = "auto"  # auto | pillow | torchvision (auto: torchvision/nvJPEG on CUDA, Pillow on CPU)
     shard: str | None = None  # "I/N" or "auto"
     strict: bool = False  # any unreadable image fails the run (after writing the store)
     pooled_only: bool = False  # no region grid: ~50x smaller stores for huge catalogues
@@ -68,6 +73,8 @@ class ExtractConfig:
             raise SfError(f"--compression {self.compression!r}: choose one of {', '.join(COMPRESSIONS)}")
         if self.text_len < 1:
             raise SfError(f"--text-len must be >= 1, got {self.text_len}")
+        if self.decoder not in DECODER_CHOICES:
+            raise SfError(f"--decoder {self.decoder!r}: choose one of {', '.join(DECODER_CHOICES)}")
         if self.workers is not None and self.workers < 0:
             raise SfError(f"--workers must be >= 0, got {self.workers}")
 
@@ -82,6 +89,7 @@ class Extractor:
     cfg: ExtractConfig
     device: torch.device
     precision: str
+    decoder: str  # pillow | torchvision (resolved)
 
     def attrs(self, shard: tuple[int, int] | None = None, listing_sha256: str = "") -> dict:
         b, cfg = self.image, self.cfg
@@ -109,6 +117,8 @@ class Extractor:
             "text_len": cfg.text_len if self.text else 0,
             "pooled_only": cfg.pooled_only,
             "precision": self.precision,
+            "decoder": self.decoder,
+            "decoder_codes": json.dumps(list(S.DECODERS)),
             "device": str(self.device),
             "shard": f"{shard[0]}/{shard[1]}" if shard else "",
             "input_sha256": listing_sha256,
@@ -127,7 +137,8 @@ def build_extractor(cfg: ExtractConfig, with_text: bool = True) -> Extractor:
     image = backbones.load_backbone(cfg.backbone, cfg.weights, cfg.seed, cfg.image_size, cfg.fit)
     featurizer = ImageFeaturizer(image.trunk, image.prep, device, precision, grid=not cfg.pooled_only, batch_size=cfg.batch_size)
     text = T.build(cfg.text_encoder, str(device)) if with_text and cfg.text_encoder != "none" else None
-    return Extractor(image=image, featurizer=featurizer, text=text, cfg=cfg, device=device, precision=precision)
+    return Extractor(image=image, featurizer=featurizer, text=text, cfg=cfg, device=device, precision=precision,
+                     decoder=resolve_decoder(cfg.decoder, device))
 
 
 def _versions(text) -> dict:
@@ -149,7 +160,10 @@ def _versions(text) -> dict:
 
 
 class DecodeRows(torch.utils.data.Dataset):
-    def __init__(self, images: list[Path | None], prep: ImagePrep, max_pixels: int):
+    """Row j -> (j, Pillow-decoded (S, S, 3) uint8 or None, status, reason); a source is a path, the file's
+    bytes, None (no image) or a BadImage the caller already knows (a file Ray could not list)."""
+
+    def __init__(self, images: list, prep: ImagePrep, max_pixels: int):
         self.images, self.prep, self.max_pixels = images, prep, max_pixels
 
     def __len__(self) -> int:
@@ -160,6 +174,8 @@ class DecodeRows(torch.utils.data.Dataset):
         if path is None:
             return j, None, S.STATUS_NO_IMAGE, ""
         try:
+            if isinstance(path, BadImage):
+                raise path
             return j, load_image(path, self.prep, self.max_pixels), S.STATUS_OK, ""
         except BadImage as e:
             return j, None, S.STATUS_UNREADABLE, str(e)
@@ -171,7 +187,31 @@ def collate(rows):
     idx = [r[0] for r in rows]
     ok = [k for k, r in enumerate(rows) if r[1] is not None]
     images = torch.from_numpy(np.stack([rows[k][1] for k in ok])) if ok else None
-    return {"idx": idx, "ok": ok, "images": images, "status": [r[2] for r in rows], "reason": [r[3] for r in rows]}
+    return {"idx": idx, "ok": ok, "images": images, "status": [r[2] for r in rows], "reason": [r[3] for r in rows],
+            "decoder": ["pillow" if r[1] is not None else "" for r in rows]}
+
+
+def decode_loader(ext: Extractor, sources: list, workers: int) -> torch.utils.data.DataLoader:
+    """Decoded batches of `sources` in order, batch_size rows each (see DeviceDecoder for the device path)."""
+    cfg = ext.cfg
+    device_path = ext.decoder == "torchvision"
+    rows = (ReadRows if device_path else DecodeRows)(sources, ext.image.prep, cfg.max_pixels)
+    return torch.utils.data.DataLoader(
+        rows,
+        batch_sampler=[list(range(k, min(k + cfg.batch_size, len(rows)))) for k in range(0, len(rows), cfg.batch_size)],
+        num_workers=workers,
+        collate_fn=collate_read if device_path else collate,
+        pin_memory=ext.device.type == "cuda",
+        prefetch_factor=4 if workers else None,
+    )
+
+
+def decoded_batches(ext: Extractor, sources: list, workers: int):
+    """The batches the forward queue takes: Pillow's straight from the workers, the device path's after
+    the batched device decode."""
+    device_decode = DeviceDecoder(ext.image.prep, ext.device, ext.cfg.max_pixels) if ext.decoder == "torchvision" else None
+    for batch in decode_loader(ext, sources, workers):
+        yield device_decode(batch) if device_decode else batch
 
 
 def _workers(cfg: ExtractConfig, device: torch.device, n_todo: int) -> int:
@@ -250,21 +290,14 @@ def run(inputs: I.Inputs, out: str | Path | None, cfg: ExtractConfig, console: C
 def _extract_rows(inputs, hashes, todo, ext: Extractor, files: StoreFiles, attrs: dict, console: Console) -> None:
     cfg = ext.cfg
     items = [inputs.items[j] for j in todo]
-    loader = torch.utils.data.DataLoader(
-        DecodeRows([it.image for it in items], ext.image.prep, cfg.max_pixels),
-        batch_sampler=[list(range(k, min(k + cfg.batch_size, len(items)))) for k in range(0, len(items), cfg.batch_size)],
-        num_workers=(w := _workers(cfg, ext.device, len(items))),
-        collate_fn=collate,
-        pin_memory=ext.device.type == "cuda",
-        prefetch_factor=4 if w else None,
-    )
+    batches = decoded_batches(ext, [it.image for it in items], _workers(cfg, ext.device, len(items)))
+    writer = BackgroundParts(files, attrs, cfg.compression)
     buffer: list[RowBlock] = []
     last = time.monotonic()
 
     def flush() -> None:
         nonlocal buffer, last
-        if buffer:
-            files.write_part(attrs, buffer, cfg.compression)
+        writer.put(buffer)
         buffer, last = [], time.monotonic()
 
     progress = Progress(
@@ -274,11 +307,12 @@ def _extract_rows(inputs, hashes, todo, ext: Extractor, files: StoreFiles, attrs
     )
     todo_hashes, todo_index = [hashes[j] for j in todo], [inputs.index[j] for j in todo]
     start = time.perf_counter()
+    queue = ImageQueue(ext)
     try:
         with progress:
             task = progress.add_task(f"{ext.image.spec.name} -> {files.out.name}", total=len(items), rate=0.0)
-            buffered, queue, done = 0, ImageQueue(ext), 0
-            for batch in loader:
+            buffered, done = 0, 0
+            for batch in batches:
                 queue.put(_row_block(batch, items, todo_hashes, todo_index, ext), batch)
                 for block in queue.ready():
                     buffer.append(block)
@@ -291,9 +325,12 @@ def _extract_rows(inputs, hashes, todo, ext: Extractor, files: StoreFiles, attrs
             buffer += queue.ready(final=True)
             progress.update(task, completed=len(items), rate=len(items) / max(time.perf_counter() - start, 1e-9))
         flush()
+        writer.close()
     except KeyboardInterrupt:
         # Keep every finished batch; the store is marked incomplete until a rerun finishes it.
+        buffer += queue.drain()
         flush()
+        writer.close()
         files.finalize(attrs, complete=False, compression=cfg.compression)
         console.print(f"interrupted: finished rows saved to {files.out} (incomplete); rerun the same command to finish")
         raise
@@ -310,6 +347,7 @@ def _row_block(batch, items, hashes, index, ext: Extractor) -> RowBlock:
         input_index=np.array([index[j] for j in idx], dtype=np.int64),
         image_pooled=None,
         image_grid=None,
+        image_decoder=np.array([S.decoder_code(d) for d in batch["decoder"]], dtype=np.uint8),
     )
     if ext.text is not None:
         tokens, mask, tpooled = ext.text.encode([items[j].text for j in idx], ext.cfg.text_len)
@@ -338,6 +376,7 @@ class ImageQueue:
 
     def __init__(self, ext: Extractor):
         self.ext, self.rows, self.images = ext, deque(), []  # images: (waiting, k-th of its images)
+        self.in_flight = None  # (result function, groups) of the pass the device is running
 
     def put(self, block: RowBlock, batch) -> None:
         w = _Waiting(block, batch["ok"], batch["images"], len(batch["ok"]))
@@ -345,7 +384,10 @@ class ImageQueue:
         self.images += [(w, k) for k in range(w.left)]
 
     def ready(self, final: bool = False) -> list[RowBlock]:
-        """Run every full forward pass (and, if `final`, the last partial one); return finished rows."""
+        """Queue every full forward pass (and, if `final`, the last partial one); return finished rows.
+
+        The pass before the newest is collected only once the newest is queued, so the device never
+        idles while this process copies results and builds rows."""
         bs = self.ext.cfg.batch_size
         while len(self.images) >= bs or (final and self.images):
             take, self.images = self.images[:bs], self.images[bs:]
@@ -354,15 +396,34 @@ class ImageQueue:
                 x = groups[0][0].images  # one whole decoded batch: use it as is (pinned memory)
             else:
                 x = torch.cat([w.images[k0:k1] for w, k0, k1 in groups])
-            pooled, grid = self.ext.featurizer(x)
-            at = 0
-            for w, k0, k1 in groups:
-                self._fill(w, k0, k1, pooled[at : at + k1 - k0], None if grid is None else grid[at : at + k1 - k0])
-                at += k1 - k0
+            pending = (self.ext.featurizer.submit(x), groups)
+            self._collect()
+            self.in_flight = pending
+        return self.drain() if final else self._finished()
+
+    def drain(self) -> list[RowBlock]:
+        """Collect the pass in flight; return the finished rows (an interrupted run keeps them)."""
+        self._collect()
+        return self._finished()
+
+    def _finished(self) -> list[RowBlock]:
         out = []
         while self.rows and self.rows[0].left == 0:
             out.append(self._finish(self.rows.popleft()))
         return out
+
+    def _collect(self) -> None:
+        if self.in_flight is None:
+            return
+        result, groups = self.in_flight
+        self.in_flight = None
+        pooled, grid = result()
+        at = 0
+        for w, k0, k1 in groups:
+            self._fill(w, k0, k1, pooled[at : at + k1 - k0], None if grid is None else grid[at : at + k1 - k0])
+            at += k1 - k0
+        for w, _, _ in groups:
+            w.images = None if w.left == 0 else w.images  # free decoded pixels as soon as they ran
 
     def _fill(self, w: _Waiting, k0: int, k1: int, pooled, grid) -> None:
         b, n = w.block, len(w.block)
@@ -468,6 +529,9 @@ def config_from_attrs(attrs: dict | str | Path, **overrides) -> ExtractConfig:
         image_size=int(prep["image"]["image_size"]),
         fit=prep["image"].get("fit", "pad"),
         pooled_only=bool(a.get("pooled_only", False)),
+        # The store's precision where this machine can run it (bf16 differs from fp32 in the last bits);
+        # fp16 is CUDA-only, so a CPU re-creating an fp16 store picks its own.
+        precision=a.get("precision") if a.get("precision") in ("fp32", "bf16") else "auto",
         expect=a,
     )
     overrides.pop("weights_path", None)

@@ -81,8 +81,15 @@ class ImageFeaturizer:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = False
 
-    @torch.inference_mode()
     def __call__(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.submit(images)()
+
+    @torch.inference_mode()
+    def submit(self, images: torch.Tensor):
+        """Queue one forward pass; returns a function that waits for it and gives (pooled, grid).
+
+        On CUDA the results come back by a non-blocking copy into pinned memory, so the caller can
+        queue the next pass (and decode, encode text, hand rows to the writer) before collecting this one."""
         n = images.shape[0]
         if n % self.batch_size:
             pad = self.batch_size - n % self.batch_size
@@ -93,10 +100,26 @@ class ImageFeaturizer:
         with autocast(self.device, self.precision):
             fmap = self.trunk(x)
         fmap = fmap[:n].float()
-        pooled = fmap.mean(dim=(2, 3))
-        pooled = pooled.clamp(-F16_MAX, F16_MAX).half().cpu().numpy()
-        if not self.want_grid:
-            return pooled, None
-        b, c = fmap.shape[:2]
-        grid = fmap.permute(0, 2, 3, 1).reshape(b, -1, c).clamp(-F16_MAX, F16_MAX).half().cpu().numpy()
-        return pooled, grid
+        pooled = fmap.mean(dim=(2, 3)).clamp(-F16_MAX, F16_MAX).half()
+        grid = None
+        if self.want_grid:
+            b, c = fmap.shape[:2]
+            grid = fmap.permute(0, 2, 3, 1).reshape(b, -1, c).clamp(-F16_MAX, F16_MAX).half()
+        if self.device.type != "cuda":
+            out = (pooled.numpy(), None if grid is None else grid.numpy())
+            return lambda: out
+        pooled, grid = _to_pinned(pooled), None if grid is None else _to_pinned(grid)
+        done = torch.cuda.Event()
+        done.record()
+
+        def result() -> tuple[np.ndarray, np.ndarray | None]:
+            done.synchronize()
+            return pooled.numpy(), None if grid is None else grid.numpy()
+
+        return result
+
+
+def _to_pinned(t: torch.Tensor) -> torch.Tensor:
+    out = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    out.copy_(t, non_blocking=True)
+    return out
