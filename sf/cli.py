@@ -118,6 +118,9 @@ def extract(
     fit: str = typer.Option("pad", help="pad (letterbox on white) or crop (centre crop)."),
     compression: str = typer.Option("none", help="none, gzip or lzf."),
     max_pixels: int = typer.Option(89_478_485, "--max-pixels", help="Refuse larger images (decompression-bomb guard)."),
+    decoder: str = typer.Option("auto", help="auto, pillow or torchvision (auto: batched nvJPEG on CUDA, Pillow on CPU)."),
+    engine: str = typer.Option("local", help="local (this machine) or ray (a Ray cluster: RAY_ADDRESS, else a local one; needs sf[ray])."),
+    concurrency: Optional[int] = typer.Option(None, help="--engine ray: actors (default: one per GPU, else every CPU but one)."),
     list_: bool = typer.Option(False, "--list", help="List backbones and text encoders, then exit."),
 ) -> None:
     """Run frozen image/text encoders once into an HDF5 feature store (incremental and resumable).
@@ -138,6 +141,7 @@ def extract(
         backbone=backbone, weights=weights, seed=seed, text_encoder=text_encoder, text_len=text_len,
         image_size=image_size, fit=fit, batch_size=batch_size, workers=workers, device=device, precision=precision,
         shard=shard, strict=strict, pooled_only=pooled_only, compression=compression, max_pixels=max_pixels,
+        decoder=decoder, engine=engine, concurrency=concurrency,
     )
     if data is not None:
         rows = I.from_dataset(data)

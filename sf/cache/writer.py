@@ -270,11 +270,16 @@ class StoreFiles:
             done.update(zip(keys, hashes))
         return done
 
-    def write_part(self, attrs: dict, blocks: RowBlock | list[RowBlock], compression: str = "none") -> Path:
+    def write_part(self, attrs: dict, blocks: RowBlock | list[RowBlock], compression: str = "none",
+                   name: str | None = None) -> Path:
+        """One part file, written whole and renamed. `name` ("part-....h5"): for writers that run
+        concurrently (Ray workers), which cannot number parts by listing the folder."""
         self.parts_dir.mkdir(parents=True, exist_ok=True)
-        existing = self.parts()
-        n = int(existing[-1].stem.split("-")[1]) + 1 if existing else 1
-        final = self.parts_dir / f"part-{n:06d}.h5"
+        if name is None:
+            existing = self.parts()
+            n = int(existing[-1].stem.split("-")[1]) + 1 if existing else 1
+            name = f"part-{n:06d}.h5"
+        final = self.parts_dir / name
         tmp = final.with_name(final.name + ".tmp")
         with h5py.File(tmp, "w") as f:
             create_datasets(f, attrs, compression)

@@ -125,10 +125,13 @@ class ReadRows(torch.utils.data.Dataset):
 
 
 def read_row(source, prep: ImagePrep, max_pixels: int):
-    """source: a path, the file's bytes, or None (no image) -> (bytes, array, status, reason, decoder)."""
+    """source: a path, the file's bytes, None (no image) or a BadImage already known -> (bytes, array, status,
+    reason, decoder)."""
     if source is None:
         return None, None, S.STATUS_NO_IMAGE, "", ""
     try:
+        if isinstance(source, BadImage):
+            raise source
         data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else read_bytes(source)
         if not data:
             raise BadImage("empty file (0 bytes)")

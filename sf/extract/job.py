@@ -38,6 +38,7 @@ from sf.extract.images import DEFAULT_MAX_PIXELS, FITS, BadImage, ImagePrep, loa
 from sf.extract.runtime import F16_MAX, ImageFeaturizer, resolve_device, resolve_precision
 
 PART_BYTES = 256 * 1024 * 1024
+ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -61,6 +62,8 @@ class ExtractConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     checkpoint_seconds: float = 30.0
     expect: dict | None = None  # a store's attrs this run must reproduce exactly (sf predict)
+    engine: str = "local"  # local | ray (sf.extract.ray_engine)
+    concurrency: int | None = None  # Ray actors (None: one per GPU, or every CPU but one)
 
     def validate(self) -> None:
         if self.batch_size < 1:
@@ -73,6 +76,8 @@ class ExtractConfig:
             raise SfError(f"--compression {self.compression!r}: choose one of {', '.join(COMPRESSIONS)}")
         if self.text_len < 1:
             raise SfError(f"--text-len must be >= 1, got {self.text_len}")
+        if self.engine not in ENGINES:
+            raise SfError(f"--engine {self.engine!r}: choose one of {', '.join(ENGINES)}")
         if self.decoder not in DECODER_CHOICES:
             raise SfError(f"--decoder {self.decoder!r}: choose one of {', '.join(DECODER_CHOICES)}")
         if self.workers is not None and self.workers < 0:
@@ -276,7 +281,11 @@ def run(inputs: I.Inputs, out: str | Path | None, cfg: ExtractConfig, console: C
         todo = [j for j, (it, h) in enumerate(zip(inputs.items, hashes)) if done.get(it.key) != h]
         t0 = time.perf_counter()
         if todo:
-            _extract_rows(inputs, hashes, todo, ext, files, attrs, console)
+            if cfg.engine == "ray":
+                from sf.extract.ray_engine import extract_rows
+            else:
+                extract_rows = _extract_rows
+            extract_rows(inputs, hashes, todo, ext, files, attrs, console)
         stored = read_attrs_of(out) if out.exists() else {}
         # A new listing (same rows, another order or subset) also rewrites the store: its row positions
         # and listing hash must describe the same listing, or `sf cache merge` cannot restore its order.
@@ -290,7 +299,6 @@ def run(inputs: I.Inputs, out: str | Path | None, cfg: ExtractConfig, console: C
 def _extract_rows(inputs, hashes, todo, ext: Extractor, files: StoreFiles, attrs: dict, console: Console) -> None:
     cfg = ext.cfg
     items = [inputs.items[j] for j in todo]
-    batches = decoded_batches(ext, [it.image for it in items], _workers(cfg, ext.device, len(items)))
     writer = BackgroundParts(files, attrs, cfg.compression)
     buffer: list[RowBlock] = []
     last = time.monotonic()
@@ -312,9 +320,9 @@ def _extract_rows(inputs, hashes, todo, ext: Extractor, files: StoreFiles, attrs
         with progress:
             task = progress.add_task(f"{ext.image.spec.name} -> {files.out.name}", total=len(items), rate=0.0)
             buffered, done = 0, 0
-            for batch in batches:
-                queue.put(_row_block(batch, items, todo_hashes, todo_index, ext), batch)
-                for block in queue.ready():
+            workers = _workers(cfg, ext.device, len(items))
+            for blocks in featurize(ext, items, todo_hashes, todo_index, [it.image for it in items], workers, queue):
+                for block in blocks:
                     buffer.append(block)
                     buffered += block.nbytes()
                     done += len(block)
@@ -322,7 +330,6 @@ def _extract_rows(inputs, hashes, todo, ext: Extractor, files: StoreFiles, attrs
                 if time.monotonic() - last >= cfg.checkpoint_seconds or buffered >= PART_BYTES:
                     flush()
                     buffered = 0
-            buffer += queue.ready(final=True)
             progress.update(task, completed=len(items), rate=len(items) / max(time.perf_counter() - start, 1e-9))
         flush()
         writer.close()
@@ -334,6 +341,17 @@ def _extract_rows(inputs, hashes, todo, ext: Extractor, files: StoreFiles, attrs
         files.finalize(attrs, complete=False, compression=cfg.compression)
         console.print(f"interrupted: finished rows saved to {files.out} (incomplete); rerun the same command to finish")
         raise
+
+
+def featurize(ext: Extractor, items: list[I.Item], hashes: list[str], index: list[int], sources: list, workers: int,
+              queue: "ImageQueue"):
+    """decode -> forward -> rows, the pieces every engine shares: yields the rows finished after each
+    decoded batch, in order (the last yield runs the final partial pass). `sources[j]` is item j's
+    image: a path, its bytes, None or a BadImage already known (see DecodeRows)."""
+    for batch in decoded_batches(ext, sources, workers):
+        queue.put(_row_block(batch, items, hashes, index, ext), batch)
+        yield queue.ready()
+    yield queue.ready(final=True)
 
 
 def _row_block(batch, items, hashes, index, ext: Extractor) -> RowBlock:
