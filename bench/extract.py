@@ -85,6 +85,7 @@ def main(argv=None) -> None:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--image-size", type=int, default=None)
     ap.add_argument("--pooled-only", action="store_true", help="store pooled vectors only (no 7x7 grid to write)")
+    ap.add_argument("--decoder", default="auto", help="auto (nvJPEG on CUDA, Pillow on CPU), pillow or torchvision")
     ap.add_argument("--repeats", type=int, default=1, help="alternate bare/pipeline this many times; medians reported")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
@@ -101,7 +102,7 @@ def main(argv=None) -> None:
         cfg = job.ExtractConfig(
             backbone=a.backbone, weights=a.weights, text_encoder="none", batch_size=a.batch_size, device=a.device,
             precision=a.precision, workers=a.workers, image_size=a.image_size, checkpoint_seconds=30.0,
-            pooled_only=a.pooled_only,
+            pooled_only=a.pooled_only, decoder=a.decoder,
         )
         ext = job.build_extractor(cfg, with_text=False)
         bare, pipe = [], []
@@ -111,13 +112,14 @@ def main(argv=None) -> None:
         b, p = statistics.median(bare), statistics.median(pipe)
         result = {
             "backbone": a.backbone, "weights": ext.image.weights, "device": str(ext.device), "precision": ext.precision,
-            "batch_size": a.batch_size, "pooled_only": a.pooled_only, "images": len(items), "image_size": ext.image.prep.image_size,
+            "batch_size": a.batch_size, "pooled_only": a.pooled_only, "decoder": ext.decoder,
+            "gpu": torch.cuda.get_device_name(ext.device) if ext.device.type == "cuda" else "", "images": len(items), "image_size": ext.image.prep.image_size,
             "workers": job._workers(cfg, ext.device, len(items)), "torch_threads": torch.get_num_threads(),
             "cpus": os.cpu_count(), "folder": str(folder), "bare_forward_img_s": round(b, 2),
             "pipeline_img_s": round(p, 2), "ratio": round(p / b, 3), "bare_runs": bare, "pipeline_runs": pipe,
         }
     t = Table(title="sf extract benchmark", show_header=False)
-    for k in ("backbone", "weights", "device", "precision", "batch_size", "pooled_only", "image_size", "images", "workers",
+    for k in ("backbone", "weights", "device", "gpu", "precision", "decoder", "batch_size", "pooled_only", "image_size", "images", "workers",
               "torch_threads", "bare_forward_img_s", "pipeline_img_s", "ratio"):
         t.add_row(k, str(result[k]))
     console.print(t)

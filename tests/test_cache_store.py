@@ -146,6 +146,7 @@ def test_info_prints_metadata_and_counts(base_store, tmp_path, cli):
     info = json.loads((tmp_path / "i.json").read_text())
     assert info["rows"] == 14 and info["status"] == {"ok": 12, "no_image": 1, "unreadable": 1}
     assert info["rows_with_text"] == 13
+    assert info["decoder"] == {"pillow": 12} and "decoded by pillow" in stdout
 
 
 def test_three_shards_merge_into_the_unsharded_store(dataset, base_store, tmp_path, cli):

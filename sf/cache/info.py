@@ -17,7 +17,7 @@ from sf.cache.writer import StoreFiles
 SHOWN = (
     "backbone", "weights", "weights_source", "weights_sha256", "random_weights", "image_size", "grid_h", "grid_w",
     "channels", "text_encoder", "text_encoder_sha256", "text_dim", "text_len", "pooled_only", "precision", "device",
-    "shard", "compression", "complete", "fingerprint", "schema_version", "created", "updated",
+    "decoder", "shard", "compression", "complete", "fingerprint", "schema_version", "created", "updated",
 )
 
 
@@ -29,6 +29,7 @@ def store_info(path: str | Path) -> dict:
         datasets = {}
         f.visititems(lambda name, obj: datasets.__setitem__(name, [list(obj.shape), str(obj.dtype)]) if isinstance(obj, h5py.Dataset) else None)
         has_text = int(f[S.TEXT_MASK][()].any(axis=1).sum()) if S.TEXT_MASK in f else 0
+        decoders = Counter(S.DECODERS[c] for c in f[S.IMAGE_DECODER][()]) if S.IMAGE_DECODER in f else Counter()
     counts = Counter(status)
     pending = StoreFiles(path).parts()
     return {
@@ -37,6 +38,7 @@ def store_info(path: str | Path) -> dict:
         "rows": int(len(status)),
         "status": {k: int(counts.get(k, 0)) for k in (S.STATUS_OK, S.STATUS_NO_IMAGE, S.STATUS_UNREADABLE)},
         "rows_with_text": has_text,
+        "decoder": {k: int(v) for k, v in decoders.items() if k},  # ok rows by decoder (absent in older stores)
         "datasets": datasets,
         "pending_parts": len(pending),
         "attrs": attrs,
@@ -63,6 +65,8 @@ def print_info(info: dict, console: Console) -> None:
     c.add_row("rows", str(info["rows"]))
     for k, v in info["status"].items():
         c.add_row(f"status {k}", str(v))
+    for k, v in info["decoder"].items():
+        c.add_row(f"decoded by {k}", str(v))
     c.add_row("with text", str(info["rows_with_text"]))
     console.print(c)
     d = Table(title="datasets", header_style="bold")

@@ -1,7 +1,7 @@
 """Safe image decoding and the exact preprocessing recorded in every store.
 
 Every way a file can be bad becomes a `BadImage` with a short reason; the extract job turns that
-into an `unreadable` row instead of dying. Decoding runs inside DataLoader workers.
+into an `unreadable` row instead of dying. Decoding runs inside DataLoader workers (or Ray actors).
 """
 
 from __future__ import annotations
@@ -54,17 +54,21 @@ def read_bytes(path) -> bytes:
     try:
         with open(path, "rb") as fh:
             data = fh.read()
-    except FileNotFoundError:
-        raise BadImage("file not found") from None
-    except IsADirectoryError:
-        raise BadImage("is a folder, not a file") from None
-    except PermissionError:
-        raise BadImage("permission denied") from None
     except OSError as e:
-        raise BadImage(f"cannot read file ({e.strerror or e})") from None
+        raise unreadable_reason(e) from None
     if not data:
         raise BadImage("empty file (0 bytes)")
     return data
+
+
+def unreadable_reason(e: OSError) -> BadImage:
+    if isinstance(e, FileNotFoundError):
+        return BadImage("file not found")
+    if isinstance(e, IsADirectoryError):
+        return BadImage("is a folder, not a file")
+    if isinstance(e, PermissionError):
+        return BadImage("permission denied")
+    return BadImage(f"cannot read file ({e.strerror or e})")
 
 
 def open_checked(source, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -81,14 +85,8 @@ def open_checked(source, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
             with open(path, "rb") as fh:
                 if not fh.read(1):
                     raise BadImage("empty file (0 bytes)")
-        except FileNotFoundError:
-            raise BadImage("file not found") from None
-        except IsADirectoryError:
-            raise BadImage("is a folder, not a file") from None
-        except PermissionError:
-            raise BadImage("permission denied") from None
         except OSError as e:
-            raise BadImage(f"cannot read file ({e.strerror or e})") from None
+            raise unreadable_reason(e) from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

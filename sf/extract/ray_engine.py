@@ -33,7 +33,7 @@ from rich.console import Console
 from sf.cache import schema as S
 from sf.cache.writer import StoreFiles, failpoint
 from sf.errors import SfError
-from sf.extract.images import BadImage
+from sf.extract.images import BadImage, unreadable_reason
 
 EMPTY_ROW = "sf-row:"  # path of a dataset row that stands for a listing row without a file to read
 PASSES_PER_PART = 4  # forward passes of rows per Ray batch (= per part file)
@@ -87,12 +87,8 @@ def local_problem(path) -> BadImage | None:
     whole run on a missing file, and list a folder's contents instead of refusing it)."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
-        return BadImage("file not found")
-    except PermissionError:
-        return BadImage("permission denied")
     except OSError as e:
-        return BadImage(f"cannot read file ({e.strerror or e})")
+        return unreadable_reason(e)
     if stat.S_ISDIR(st.st_mode):
         return BadImage("is a folder, not a file")
     if not os.access(path, os.R_OK):
