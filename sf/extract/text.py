@@ -21,6 +21,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from sf.errors import SfError
+from sf.registry import Registry
 
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -45,18 +46,17 @@ class TextEncoderSpec:
     cost: str = ""  # what it costs in accuracy, for docs/extract.md / `sf extract --list`
 
 
-REGISTRY: dict[str, TextEncoderSpec] = {}
+TEXT_ENCODERS: Registry[TextEncoderSpec] = Registry("text encoder", "sf.extract.text")
 
 
 def register(spec: TextEncoderSpec) -> TextEncoderSpec:
-    REGISTRY[spec.name] = spec
-    return spec
+    return TEXT_ENCODERS.add(spec.name, spec)
 
 
 def get(name: str) -> TextEncoderSpec:
-    spec = REGISTRY.get(name)
-    if spec is None:
-        raise SfError(f"unknown text encoder {name!r}; choose one of {', '.join(REGISTRY)} (or none)")
+    if name not in TEXT_ENCODERS:
+        raise SfError(f"unknown text encoder {name!r}; choose from {', '.join(TEXT_ENCODERS)} (or none)")
+    spec = TEXT_ENCODERS.entry(name)
     if not spec.available():
         raise SfError(f"text encoder {name!r} needs {spec.pip} (pip install {spec.pip}); or pass --text-encoder hash")
     return spec
@@ -238,4 +238,4 @@ register(
 
 
 def best_available_text_encoder() -> str:
-    return "minilm" if REGISTRY["minilm"].available() else "hash"
+    return "minilm" if TEXT_ENCODERS["minilm"].available() else "hash"

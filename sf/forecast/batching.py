@@ -1,10 +1,12 @@
-"""An Inputs as torch tensors, converted once; a batch is then a handful of index-selects.
+"""The one batch builder: an Inputs as torch tensors, converted once; a batch is then a handful of index-selects.
 
-Same dict as sf.forecast.base.to_batch (float32, bool masks, long codes), without a numpy → torch
-copy of the large arrays per batch. float16 arrays stay float16 in memory (the 5,080 × 49 × 2048
-VISUELLE grid is 1 GB) and only the batch's rows are widened. A model that declares `reads` (the batch
-keys it uses) gets only those, so a pooled-only model never touches the grid. One extra key exists
-here only: `image_grid_present`, the grid rows of the batch's products that have an image.
+Training, prediction, `sf explain` and the tests all build batches here (`TensorInputs.for_model`), so a
+model is only ever fed the encoding it trains on. A batch is a dict: the FEATURES keys the model `reads`
+(float32, bool masks, long codes) and always y, y_mask (the target, encoded by `encode_target`), obs,
+obs_mask (the first weeks given as inputs, same encoding) and loss_mask (what the loss scores).
+float16 arrays stay float16 in memory (the 5,080 × 49 × 2048 VISUELLE grid is 1 GB) and only the batch's
+rows are widened; a pooled-only model never touches the grid. `image_grid_present` holds the grid rows
+of the batch's products that have an image (what the fusion variants read); `image_grid` the dense grid.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ _FIELDS = {  # batch key -> (Inputs attribute, dtype in the batch)
 }
 
 
+FEATURES = (*_FIELDS, "image_grid_present")  # what a model may name in `reads`
 TARGETS = ("scaled", "log")
 
 
@@ -49,7 +52,24 @@ def pre_release_exog(inp: Inputs) -> np.ndarray:
     return inp.exog[:, : inp.lookback]
 
 
+def reads_future_exog(model) -> bool:
+    """Whether the model was built to read the exog series over the horizon (known-future covariates). Models
+    that do not say so get batches without those weeks at all, so none can read them by accident."""
+    return bool(getattr(model, "exog_future", False))
+
+
 class TensorInputs:
+    @classmethod
+    def for_model(cls, inp: Inputs, model, y_scale: float, target: str = "scaled",
+                  device: str | torch.device | None = None) -> "TensorInputs":
+        """What `model` reads of `inp` (its `reads`, its exog window), on the model's device unless given."""
+        device = device if device is not None else next(model.parameters()).device
+        return cls(inp, y_scale, device, model.reads, target, exog_future=reads_future_exog(model))
+
+    def batch_all(self, observed: int = 0) -> dict[str, torch.Tensor]:
+        """Every row in one batch (small inputs: tests, one product)."""
+        return self.batch(torch.arange(self.n), observed)
+
     def __init__(self, inp: Inputs, y_scale: float, device: str | torch.device = "cpu",
                  reads: frozenset[str] | None = None, target: str = "scaled", exog_future: bool = False) -> None:
         self.n, self.horizon, self.device = len(inp), inp.horizon, torch.device(device)

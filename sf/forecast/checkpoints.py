@@ -18,7 +18,7 @@ import torch
 from sf.cache import schema as S
 from sf.data.atomic import atomic_write
 from sf.errors import SfError
-from sf.forecast.base import Dims, create_model
+from sf.forecast.models import Dims, create_model
 from sf.forecast.config import TrainConfig, config_from_dict
 from sf.forecast.fit import FitResult, predict
 from sf.forecast.inputs import Inputs

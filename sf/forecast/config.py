@@ -90,10 +90,9 @@ class TrainConfig:
         return cfg
 
     def validate(self) -> None:
-        from sf.forecast.base import MODELS
-        from sf.forecast.batching import TARGETS
+        from sf.forecast.batching import TARGETS  # imported here: they load torch, which a config need not
         from sf.forecast.heads import HEADS
-        from sf.forecast import models  # noqa: F401  (registers every model)
+        from sf.forecast.models import MODELS
         from sf.fusion import FUSIONS
 
         def bad(name, why):

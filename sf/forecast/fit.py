@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from sf.errors import SfError
-from sf.forecast.base import Dims, create_model, model_entry
+from sf.forecast.models import Dims, create_model, model_entry
 from sf.forecast.batching import TensorInputs, decode_target
 from sf.forecast.config import TrainConfig
 from sf.forecast.inputs import Inputs
@@ -66,12 +66,6 @@ def cpu_threads(n: int):
         torch.set_num_threads(before)
 
 
-def reads_future_exog(model: nn.Module) -> bool:
-    """Whether the model was built to read the exog series over the horizon (known-future covariates). Models
-    that do not say so get batches without those weeks at all, so none can read them by accident."""
-    return bool(getattr(model, "exog_future", False))
-
-
 def target_scale(inp: Inputs) -> float:
     """Mean units per observed (product, step) cell: the targets become O(1) whatever the catalogue."""
     obs = inp.y[inp.y_mask]
@@ -108,9 +102,7 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
     except TypeError as e:
         raise SfError(f"model {model_name!r}: bad hyper-parameters {hp} ({e})") from None
     y_scale = target_scale(train)
-    reads = getattr(model, "reads", None)
-    tr, va = (TensorInputs(p, y_scale, device, reads, cfg.target, exog_future=reads_future_exog(model))
-              for p in (train, val))
+    tr, va = (TensorInputs.for_model(p, model, y_scale, cfg.target, device) for p in (train, val))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     gen = torch.Generator().manual_seed(seed)
 
@@ -182,10 +174,8 @@ def predict(fitted, inp: Inputs, observed_steps: int = 0, threads: int = 1) -> n
 def _predict(fitted, inp: Inputs, observed_steps: int) -> np.ndarray:
     model = fitted.model
     objective = Objective(fitted.loss, tuple(fitted.quantiles))
-    device = next(model.parameters()).device
     target = getattr(fitted, "target", "scaled")
-    data = TensorInputs(inp, fitted.y_scale, device, getattr(model, "reads", None), target,
-                        exog_future=reads_future_exog(model))
+    data = TensorInputs.for_model(inp, model, fitted.y_scale, target)
     model.eval()
     parts = [objective.outputs(model(data.batch(idx, observed_steps))).float().cpu()
              for idx in torch.arange(data.n).split(EVAL_BATCH)]

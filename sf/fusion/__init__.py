@@ -1,7 +1,7 @@
 """Fusion variants: turn a product's image regions and description words into one vector F.
 
 Every variant is an `sf.fusion.base.Fusion` built as `create_fusion(name, image_dim=, text_dim=, regions=,
-text_len=, width=, out_dim=, dropout=)`; `forward(batch)` reads the batch dict of `sf.forecast.base.to_batch`
+text_len=, width=, out_dim=, dropout=)`; `forward(batch)` reads a batch of `sf.forecast.batching.TensorInputs`
 and returns `FusionOutput(F (B, out_dim), attention)`. `--fusion NAME` and the ablation grid are lookups here.
 
     biattn  bidirectional attention: words attend to regions and regions attend to words (the paper)
@@ -15,37 +15,14 @@ and returns `FusionOutput(F (B, out_dim), attention)`. `--fusion NAME` and the a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from sf.fusion.base import FUSIONS, Fusion, FusionEntry, FusionOutput, register_fusion
 
-from sf.registry import Registry
-
-
-@dataclass(frozen=True)
-class FusionEntry:
-    name: str
-    cls: Callable[..., object]
-    description: str
-    uses_image: bool
-    uses_text: bool
+__all__ = ["FUSIONS", "Fusion", "FusionEntry", "FusionOutput", "create_fusion", "register_fusion"]
 
 
-FUSIONS: Registry[FusionEntry] = Registry("fusion", FusionEntry)
-
-
-def register_fusion(name: str, description: str):
-    """Class decorator: `@register_fusion("biattn", "...")` makes the variant buildable by name."""
-
-    def deco(cls):
-        cls.name = name
-        return FUSIONS.register(name, description, uses_image=cls.uses_image, uses_text=cls.uses_text)(cls)
-
-    return deco
-
-
-def create_fusion(name: str, **kwargs):
+def create_fusion(name: str, **kwargs) -> Fusion:
     return FUSIONS.create(name, **kwargs)
 
 
-# Imported last: each module registers itself through register_fusion above.
-from sf.fusion import biattn, t2i, i2t, concat, image_only, text_only, none  # noqa: E402,F401
+# Importing the variants registers each of them in FUSIONS (sf.fusion.base).
+from sf.fusion import biattn, t2i, i2t, concat, image_only, text_only, none  # noqa: E402,F401  (this order: --help, errors)

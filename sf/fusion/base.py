@@ -12,10 +12,35 @@ A variant builds only the parts it reads (class flags below), so every parameter
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import torch
 from torch import nn
+
+from sf.registry import Registry
+
+
+@dataclass(frozen=True)
+class FusionEntry:
+    name: str
+    cls: Callable[..., "Fusion"]
+    description: str
+    uses_image: bool
+    uses_text: bool
+
+
+FUSIONS: Registry[FusionEntry] = Registry("fusion", "sf.fusion", FusionEntry)
+
+
+def register_fusion(name: str, description: str):
+    """Class decorator: `@register_fusion("biattn", "...")` makes the variant buildable by name."""
+
+    def deco(cls):
+        cls.name = name
+        return FUSIONS.register(name, description, uses_image=cls.uses_image, uses_text=cls.uses_text)(cls)
+
+    return deco
 
 
 class FusionOutput(NamedTuple):
@@ -28,6 +53,9 @@ def _small(*shape: int) -> nn.Parameter:
 
 
 class Fusion(nn.Module):
+    """The contract of a fusion variant: built with the keyword arguments of `create_fusion`, `reads` the batch
+    keys it uses, `forward(batch) -> FusionOutput(F (B, out_dim), attention maps it has)`."""
+
     name = "?"
     uses_image = True
     uses_text = True
@@ -62,8 +90,7 @@ class Fusion(nn.Module):
         """(B, R, d). Only rows that have an image are projected: on VISUELLE 90% have none, and the
         C→d projection of the grid is the most expensive step of the whole model."""
         has = batch["has_image"]
-        # Either only the rows with an image (sf's TensorInputs) or the dense (B, R, C) grid (to_batch).
-        present = batch["image_grid_present"] if "image_grid_present" in batch else batch["image_grid"][has]
+        present = batch["image_grid_present"]  # only the rows that have an image (batching.TensorInputs)
         proj = torch.zeros(len(has), *self.image_pos.shape, device=has.device, dtype=self.image_missing.dtype)
         if len(present):
             proj = proj.index_put((has,), self.image_proj(present.float()))

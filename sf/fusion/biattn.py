@@ -12,8 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sf.fusion import register_fusion
-from sf.fusion.base import Fusion, FusionOutput, cross_attention
+from sf.fusion.base import Fusion, FusionOutput, cross_attention, register_fusion
 
 
 @register_fusion("biattn", "bidirectional attention: words attend to regions and regions to words (the paper)")

@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sf.fusion import register_fusion
-from sf.fusion.base import Fusion, FusionOutput
+from sf.fusion.base import Fusion, FusionOutput, register_fusion
 
 
 @register_fusion("concat", "pooled image ⊕ pooled text, no attention (the paper's 'fusion removed')")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sf.fusion import register_fusion
+from sf.fusion.base import register_fusion
 from sf.fusion.t2i import OneWayAttention
 
 

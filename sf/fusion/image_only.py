@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sf.fusion import register_fusion
-from sf.fusion.base import Fusion, FusionOutput
+from sf.fusion.base import Fusion, FusionOutput, register_fusion
 
 
 @register_fusion("image", "image only: the pooled image vector (the text is left out)")

@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sf.fusion import register_fusion
-from sf.fusion.base import Fusion, FusionOutput
+from sf.fusion.base import Fusion, FusionOutput, register_fusion
 
 
 @register_fusion("none", "neither image nor text: F is one learned vector (dates, exog, attributes only)")

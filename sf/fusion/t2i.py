@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sf.fusion import register_fusion
-from sf.fusion.base import Fusion, FusionOutput, cross_attention
+from sf.fusion.base import Fusion, FusionOutput, cross_attention, register_fusion
 
 
 class OneWayAttention(Fusion):

@@ -56,9 +56,8 @@ class Contender:
 
 def contenders(names: list[str] | tuple[str, ...], shuffled_control: bool = False) -> list[Contender]:
     """Registry lookups: a baseline name or a model name; anything else is an error listing both."""
-    from sf.forecast import models  # noqa: F401  (registers every model)
-    from sf.forecast.base import MODELS
     from sf.forecast.baselines import BASELINES
+    from sf.forecast.models import MODELS
 
     out = []
     for name in names:

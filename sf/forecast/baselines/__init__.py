@@ -6,30 +6,14 @@ split, products and metrics. Importing this package registers them all in BASELI
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from sf.forecast.baselines.base import BASELINES, Baseline, BaselineEntry, register_baseline
 
-from sf.registry import Registry
-
-
-@dataclass(frozen=True)
-class BaselineEntry:
-    name: str
-    cls: Callable[..., object]
-    description: str
+__all__ = ["BASELINES", "Baseline", "BaselineEntry", "create_baseline", "register_baseline"]
 
 
-BASELINES: Registry[BaselineEntry] = Registry("baseline", BaselineEntry)
-
-
-def register_baseline(name: str, description: str):
-    """Class decorator: `@register_baseline("mean_curve", "...")` makes the baseline buildable by name."""
-    return BASELINES.register(name, description)
-
-
-def create_baseline(name: str, **params):
+def create_baseline(name: str, **params) -> Baseline:
     return BASELINES.create(name, **params)
 
 
-# Imported last: each module registers itself through register_baseline above.
+# Importing the baselines registers each of them in BASELINES (sf.forecast.baselines.base).
 from sf.forecast.baselines import attribute_mean, knn, mean_curve  # noqa: E402,F401

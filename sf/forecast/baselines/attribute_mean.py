@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from sf.forecast.baselines import register_baseline
+from sf.forecast.baselines.base import register_baseline
 from sf.forecast.baselines.common import masked_mean_curve, resolve_columns
 from sf.forecast.inputs import Inputs
 

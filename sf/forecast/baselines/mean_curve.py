@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sf.forecast.baselines import register_baseline
+from sf.forecast.baselines.base import register_baseline
 from sf.forecast.baselines.common import masked_mean_curve
 from sf.forecast.inputs import Inputs
 

@@ -7,31 +7,14 @@ exogenous values, observed sales + mask), so the whole horizon is read and emitt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from sf.forecast.heads.base import HEADS, Head, HeadEntry, register_head
 
-from sf.registry import Registry
-
-
-@dataclass(frozen=True)
-class HeadEntry:
-    name: str
-    cls: Callable[..., object]
-    description: str
-    causal: bool  # True: the output at step t reads only steps <= t
+__all__ = ["HEADS", "Head", "HeadEntry", "create_head", "register_head"]
 
 
-HEADS: Registry[HeadEntry] = Registry("head", HeadEntry)
-
-
-def register_head(name: str, description: str, causal: bool):
-    """Class decorator: `@register_head("bilstm", "...", causal=False)` makes the head buildable by name."""
-    return HEADS.register(name, description, causal=causal)
-
-
-def create_head(name: str, **kwargs):
+def create_head(name: str, **kwargs) -> Head:
     return HEADS.create(name, **kwargs)
 
 
-# Imported last: each module registers itself through register_head above.
+# Importing the heads registers each of them in HEADS (sf.forecast.heads.base).
 from sf.forecast.heads import bilstm, lstm  # noqa: E402,F401

@@ -5,7 +5,7 @@ Every step sees the whole season's known inputs (dates, trends, observed weeks) 
 
 from __future__ import annotations
 
-from sf.forecast.heads import register_head
+from sf.forecast.heads.base import register_head
 from sf.forecast.heads.lstm import LSTMHead
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sf.forecast.heads import register_head
+from sf.forecast.heads.base import Head, register_head
 
 
 @register_head("lstm", "one-directional LSTM over the horizon steps", causal=True)
-class LSTMHead(nn.Module):
+class LSTMHead(Head):
     bidirectional = False
 
     def __init__(self, in_dim: int, hidden: int = 30, n_outputs: int = 1, dropout: float = 0.0, layers: int = 1) -> None:

@@ -26,14 +26,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from sf.forecast.base import Dims, register_model
+from sf.forecast.models.base import Dims, ForecastModel, register_model
 
 IMAGE, TEXT, ATTRIBUTE = 0, 1, 2
 
 
 @register_model("ekambaram", "attention-based multimodal encoder-decoder RNN (Ekambaram et al. 2020 style): "
                 "GRU over the horizon attending to image regions, words and attributes")
-class AttentionRNN(nn.Module):
+class AttentionRNN(ForecastModel):
     def __init__(self, dims: Dims, hidden: int = 32, dropout: float = 0.1, use_exog: bool = True,
                  exog_future: bool = False, use_attributes: bool = True) -> None:
         super().__init__()

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from sf.errors import SfError
-from sf.forecast.base import Dims, register_model
+from sf.forecast.models.base import Dims, ForecastModel, register_model
 
 
 def _learned(d: int) -> nn.Parameter:
@@ -29,7 +29,7 @@ def _learned(d: int) -> nn.Parameter:
 
 @register_model("gtm", "GTM-Transformer style: transformer over exog trends, image/text/date query, "
                 "1-layer decoder emitting the horizon at once")
-class GTMTransformer(nn.Module):
+class GTMTransformer(ForecastModel):
     def __init__(self, dims: Dims, hidden: int = 32, heads: int = 2, layers: int = 1, dropout: float = 0.1,
                  use_exog: bool = True, exog_future: bool = False, use_attributes: bool = True) -> None:
         super().__init__()

@@ -19,13 +19,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sf.forecast.base import Dims, register_model
+from sf.forecast.models.base import Dims, ForecastModel, register_model
 from sf.forecast.heads import create_head
 from sf.fusion import create_fusion
 
 
 @register_model("sf", "fusion of cached image regions and words (biattn by default) + (Bi)LSTM head over the horizon")
-class SFModel(nn.Module):
+class SFModel(ForecastModel):
     def __init__(self, dims: Dims, hidden: int = 30, dropout: float = 0.2, fusion: str = "biattn",
                  head: str = "bilstm", width: int | None = None, layers: int = 1, use_exog: bool = True,
                  exog_future: bool = False, use_attributes: bool = True, attribute_dim: int = 8, attribute_dropout: float = 0.1) -> None:
@@ -53,8 +53,11 @@ class SFModel(nn.Module):
     def reads(self) -> frozenset[str]:
         return self.fusion.reads | {"calendar", "exog", "attributes", "obs", "obs_mask"}
 
-    def forward(self, batch: dict[str, torch.Tensor], return_attention: bool = False):
-        fused, attention = self.fusion(batch)
+    def representation(self, batch: dict[str, torch.Tensor]):
+        return self.fusion(batch)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        fused, _ = self.fusion(batch)
         h, lb = self.dims.horizon, self.dims.lookback
         static = [fused]
         if self.summarise_lookback:
@@ -68,5 +71,4 @@ class SFModel(nn.Module):
         if self.exog_future:
             steps.append(batch["exog"][:, lb:lb + h])
         steps += [batch["obs"][..., None], batch["obs_mask"][..., None]]
-        out = self.head(torch.cat(steps, dim=2))
-        return (out, attention) if return_attention else out
+        return self.head(torch.cat(steps, dim=2))

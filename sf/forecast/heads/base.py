@@ -1,0 +1,35 @@
+"""The contract of a sequence head, and the registry `--head` looks names up in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from sf.registry import Registry
+
+
+class Head(nn.Module):
+    """Built as `cls(in_dim=, hidden=, n_outputs=, dropout=, layers=)`; `forward(x (B, H, in_dim)) ->
+    (B, H, n_outputs)`, every step at once. A causal head's output at step t reads only steps <= t."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class HeadEntry:
+    name: str
+    cls: Callable[..., Head]
+    description: str
+    causal: bool  # True: the output at step t reads only steps <= t
+
+
+HEADS: Registry[HeadEntry] = Registry("head", "sf.forecast.heads", HeadEntry)
+
+
+def register_head(name: str, description: str, causal: bool):
+    """Class decorator: `@register_head("bilstm", "...", causal=False)` makes the head buildable by name."""
+    return HEADS.register(name, description, causal=causal)

@@ -1,0 +1,99 @@
+"""The contract every neural forecaster keeps, its input dimensions, and the registry `--model` looks up.
+
+A model is a `ForecastModel` built as `cls(dims, **hparams)`:
+
+    reads       the feature keys of the batch it uses (sf.forecast.batching.FEATURES); the one batch builder,
+                `TensorInputs`, builds only those, plus what every batch has: y, y_mask, obs, obs_mask, loss_mask
+    forward     batch -> (B, H, dims.n_outputs) in the training target's units (batching.encode_target);
+                n_outputs = 1 for a point forecast, Q for quantiles
+    exog_future False (the default): batch["exog"] holds only the `lookback` weeks before release; True (an
+                explicit choice: known-future covariates): also the horizon weeks after them
+    representation  batch -> FusionOutput (the fused product vector F and the attention maps) or None, what
+                `sf explain` shows; only models built on a fusion variant have one
+
+tests/test_model_contract.py checks every registered model against this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from sf.forecast.inputs import Inputs
+from sf.registry import Registry
+
+
+@dataclass(frozen=True)
+class Dims:
+    image_channels: int
+    regions: int
+    text_dim: int
+    text_len: int
+    exog_terms: int
+    lookback: int
+    horizon: int
+    calendar: int
+    attribute_cardinalities: tuple[int, ...]  # per attribute: vocabulary size + 1 (code 0 = unknown)
+    n_outputs: int = 1
+
+    @classmethod
+    def from_inputs(cls, inp: Inputs, n_outputs: int = 1) -> "Dims":
+        return cls(
+            image_channels=inp.image_grid.shape[2],
+            regions=inp.image_grid.shape[1],
+            text_dim=inp.text_tokens.shape[2],
+            text_len=inp.text_tokens.shape[1],
+            exog_terms=inp.exog.shape[2],
+            lookback=inp.lookback,
+            horizon=inp.horizon,
+            calendar=inp.calendar.shape[2],
+            attribute_cardinalities=tuple(len(inp.attribute_vocab[n]) + 1 for n in inp.attribute_names),
+            n_outputs=n_outputs,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ForecastModel(nn.Module):
+    """Base class of every registered model (see the module docstring for the contract)."""
+
+    exog_future: bool = False
+
+    @property
+    def reads(self) -> frozenset[str]:
+        raise NotImplementedError(f"{type(self).__name__} must declare the batch keys it reads")
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def representation(self, batch: dict[str, torch.Tensor]):
+        """The fused product vector and attention maps (sf.fusion.FusionOutput), or None without a fusion."""
+        return None
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    cls: Callable[..., ForecastModel]
+    description: str
+
+
+MODELS: Registry[ModelEntry] = Registry("model", "sf.forecast.models", ModelEntry)
+
+
+def register_model(name: str, description: str):
+    """Class decorator: `@register_model("sf", "...")` makes the model buildable by name; a model that is not a
+    ForecastModel or does not declare what it reads is refused when its module is imported."""
+
+    def deco(cls):
+        if not issubclass(cls, ForecastModel):
+            raise TypeError(f"model {name!r}: {cls.__name__} must subclass ForecastModel")
+        if cls.reads is ForecastModel.reads:
+            raise TypeError(f"model {name!r}: {cls.__name__} must declare `reads`, the batch keys it uses")
+        return MODELS.register(name, description)(cls)
+
+    return deco
