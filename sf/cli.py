@@ -464,6 +464,25 @@ def explain(
     console.print(f"explanation: [bold]{exp.png}[/] (numbers in {exp.png.with_suffix('.json')})", highlight=False)
 
 
+@app.command("report")
+def report(
+    folder: Path = typer.Argument(..., help="A run folder (from `sf train`) or a demo folder (from `sf demo`)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file (default: FOLDER/report.html)."),
+    max_products: Optional[int] = typer.Option(None, "--max-products", help="Show only the first N products."),
+    device: str = typer.Option("cpu", help="cpu | cuda (the models run once over the shown products)."),
+) -> None:
+    """Write one self-contained HTML report: headline metrics, comparison and ablation, a product browser.
+
+    No server and no network: CSS, JavaScript, charts (SVG) and images are inside the file.
+
+    Example: sf report runs/demo
+    """
+    from sf.report import write_report
+
+    path = write_report(folder, out, max_products=max_products, device=device)
+    console.print(f"report: [bold]{path}[/] (open it in a browser)", highlight=False)
+
+
 @app.command("demo")
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Demo folder (a previous demo there is replaced)."),
@@ -481,7 +500,7 @@ def demo(
     ablation: bool = typer.Option(True, "--ablation/--no-ablation", help="Run the small ablation."),
     compare: bool = typer.Option(True, "--compare/--no-compare", help="Run the model comparison."),
 ) -> None:
-    """Run the whole tool on a synthetic catalogue in a few minutes and write runs/demo/REPORT.md.
+    """Run the whole tool on a synthetic catalogue in a few minutes and write runs/demo/report.html.
 
     Generates the catalogue, holds out its latest releases as new products, extracts features, trains,
     runs a small ablation and comparison, predicts, evaluates and explains the new products.

@@ -11,7 +11,8 @@
     6 predict     the held-out products, extracting their features with the model's own extractor
     7 evaluate    the same products against their real sales, beside the training mean curve
     8 explain     one held-out product: attention over its image and words, forecast band, analogs
-    9 report      <out>/REPORT.md with the tables and PNGs
+    9 report      <out>/REPORT.md with the tables and PNGs, and <out>/report.html (`sf report`): one
+                  self-contained page with the tables, charts and a browser of every new product
 
 This module sits above both stages (like the CLI), so it may call sf.extract directly.
 """
@@ -31,6 +32,7 @@ from rich.table import Table
 
 from sf.data.atomic import atomic_write_text
 from sf.demo_report import write_report
+from sf.report import write_report as write_html_report
 from sf.errors import SfError
 from sf.forecast.metrics import point_forecast
 
@@ -256,7 +258,7 @@ def run_demo(s: DemoSettings, console: Console | None = None) -> DemoResult:
     seconds["total"] = 0.0  # filled below; listed so the report's timing table has the row
     report = out / "REPORT.md"
     paths = {
-        "report": report, "training data": data, "new products": new, "held-out sales": heldout, "feature store": store,
+        "report": out / "report.html", "report (markdown)": report, "training data": data, "new products": new, "held-out sales": heldout, "feature store": store,
         "model": trained.out, "forecasts (new products)": predicted.out, "evaluation": evaluated.out,
         "explanation": explained.png,
     }
@@ -264,12 +266,13 @@ def run_demo(s: DemoSettings, console: Console | None = None) -> DemoResult:
         paths["ablation"] = ablation.out
     if comparison:
         paths["comparison"] = comparison.out
+    html = write_html_report(out)
     seconds["report"] = time.perf_counter() - seconds["report"]
     seconds["total"] = time.perf_counter() - t_all
     write_report(report, s, extracted, trained, ablation, comparison, predicted, evaluated, explained, seconds,
                  notes, (backbone, weights, text_encoder))
-    console.print(f"[green]✓[/] report written ({seconds['report']:.1f} s)")
-    return DemoResult(out=out, report=report, paths=paths, seconds=seconds, notes=notes)
+    console.print(f"[green]✓[/] reports written ({seconds['report']:.1f} s)")
+    return DemoResult(out=out, report=html, paths=paths, seconds=seconds, notes=notes)
 
 
 def _product_to_explain(predicted) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from sf.data.contract import load_dataset
 from sf.demo import MARKER, DemoSettings, prepare_out
 from sf.errors import SfError
+from sf.report.browser import find_chromium, inspect_report
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--products", 60, "--epochs", 2, "--seeds", 1, "--study-epochs", 2, "--image-size", 32, "--extract-size", 32,
@@ -56,6 +58,39 @@ def test_demo_end_to_end(demo):
     # their features came from the model's extractor, beside the model
     assert (out / "model" / "features_new.h5").is_file()
     assert (out / "evaluate_heldout" / "metrics.json").is_file()
+
+
+def test_demo_writes_the_html_report(demo):
+    out, _ = demo
+    html = (out / "report.html").read_text()
+    new_ids = pl.read_csv(out / "heldout" / "products.csv")["product_id"].to_list()
+    assert html.count("<tbody class='product'") == len(new_ids)
+    assert all(f'data-id="{p}"' in html for p in new_ids)
+    for section in ("id='headline'", "id='comparison'", "id='ablation'", "id='products'"):
+        assert section in html
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_demo_report_in_a_real_browser(demo, tmp_path):
+    """Headless Chromium opens runs/demo/report.html: no console error, one row per product, sorting and the
+    category filter work, a product opens its detail; the screenshot goes where the bench keeps it."""
+    out, _ = demo
+    shot = Path(os.environ.get("SF_REPORT_SCREENSHOT", tmp_path / "report.png"))
+    facts = inspect_report(out / "report.html", shot)
+    assert facts["errors"] == []
+    assert facts["external"] == []  # nothing fetched: every image is a data URI
+    new_ids = pl.read_csv(out / "heldout" / "products.csv")["product_id"].to_list()
+    assert facts["rows"] == len(new_ids) and sorted(facts["ids"]) == sorted(new_ids)
+    ids = facts["sorted"]
+    assert ids[("id", "ascending")] == sorted(new_ids) and ids[("id", "descending")] == sorted(new_ids, reverse=True)
+    wape = [float(w) for w in ids[("wape", "ascending")] if w]
+    assert len(wape) >= 2 and wape == sorted(wape)
+    wape = [float(w) for w in ids[("wape", "descending")] if w]
+    assert wape == sorted(wape, reverse=True)
+    cat, shown, count = facts["filter"]
+    assert shown == [cat] * facts["category"].count(cat) and count.startswith(f"{len(shown)} of {len(new_ids)}")
+    assert facts["detail"]["hidden"] is False and facts["detail"]["svgs"] >= 1
+    assert shot.stat().st_size > 10_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path):

@@ -205,93 +205,130 @@ def explain_product(cfg: ExplainConfig, extract: Extract | None = None, words_fo
     """Attention, forecast and analogs of `cfg.product`; writes the PNG and its JSON."""
     run = run or load_run(cfg.model, cfg.device)
     notes: list[str] = []
-    train_ds, train_feats, train_inp = _training_side(run, notes)
-
-    if cfg.data is not None:
-        ds, more = load_new_dataset(cfg.data, run)
-        notes += more
-        ds = _one_product(ds, cfg.product)
-        feats = resolve_features(run, ds, cfg.store, extract, console)
-    else:
-        if train_ds is None:
-            raise SfError(f"{run_folder(run)}: the training data is not at hand; pass --data DIR (and --store)")
-        ds = _one_product(train_ds, cfg.product)
-        if cfg.store is not None:
-            feats = load_features(cfg.store)
-            check_fingerprint(run, feats.attrs)
-        else:
-            feats = train_feats
-    inp = build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab)
-    text = ds.products["text"][0] or ""
-    image = ds.image_paths()[cfg.product]
-    has_image, has_text = bool(inp.has_image[0]), bool(inp.has_text[0])
-
-    yhat = run.predict(inp)
-    q = tuple(run.quantiles)
-    point = point_forecast(yhat, q)[0]
-    band = np.stack([yhat[0, :, 0], yhat[0, :, -1]], axis=1) if yhat.ndim == 3 else None
-
-    fused, attention = fused_and_attention(run, inp)
-    grid = (int(run.store.get("grid_h", 0) or 0), int(run.store.get("grid_w", 0) or 0))
-    regions, words = None, []
-    if not attention:
-        notes.append(f"model {run.models[0].model_name!r} has no fusion attention to show")
-    else:
-        t2i = np.mean([a["t2i"][0] for a in attention], axis=0) if "t2i" in attention[0] else None
-        i2t = np.mean([a["i2t"][0] for a in attention], axis=0) if "i2t" in attention[0] else None
-        if t2i is None and i2t is None:
-            notes.append(f"fusion {run.config.fusion!r} has no attention maps (no image↔text attention)")
-        if t2i is not None and has_image and grid[0] * grid[1] == t2i.shape[-1] > 1:
-            regions = region_weights(t2i, inp.text_mask[0], grid)
-        elif not has_image:
-            notes.append("the product has no image: the model used its learned 'missing image' embedding")
-        if i2t is not None and has_text:
-            tokens = _tokens(text, feats.attrs, words_for, inp.text_mask.shape[1], notes)
-            words = word_weights(i2t, inp.text_mask[0], tokens)[: cfg.top_words]
-        elif not has_text:
-            notes.append("the product has no description: the model used its learned 'missing text' embedding")
-
-    analogs, similarity = [], "none"
-    if train_inp is not None and cfg.analogs > 0:
-        # Analogs come from the products the model trained on, never from its validation or test products.
-        train_ids = set(read_split(run_folder(run))["train"])  # as `sf train` split them, not re-derived
-        in_train = np.array([p in train_ids for p in train_inp.product_ids])
-        exclude = np.array([p == cfg.product for p in train_inp.product_ids]) | ~train_inp.y_mask.any(axis=1) | ~in_train
-        uses = run.config.fusion not in ("none",)
-        if fused and uses:
-            train_fused, _ = fused_and_attention(run, train_inp)
-            idx, sims = nearest(fused, train_fused, cfg.analogs, exclude)
-            similarity = f"cosine similarity of the model's fused vector F (mean over {len(fused)} seed(s))"
-        else:
-            idx, sims = nearest([pooled_vectors(inp)[0]], [pooled_vectors(train_inp)], cfg.analogs, exclude)
-            similarity = "cosine similarity of the store's pooled image ⊕ text vectors"
-        paths = train_ds.image_paths()
-        analogs = [Analog(train_inp.product_ids[i], float(s), train_inp.y[i], train_inp.y_mask[i],
-                          paths.get(train_inp.product_ids[i])) for i, s in zip(idx, sims)]
-
-    known = inp.y_mask[0].any()
-    exp = Explanation(
-        product_id=cfg.product, text=text, image=image, has_image=has_image, has_text=has_text, regions=regions,
-        words=words, forecast=point, band=band, quantiles=q, actual=inp.y[0] if known else None,
-        actual_mask=inp.y_mask[0] if known else None,
-        reference=_reference_curve(run, notes), analogs=analogs, similarity=similarity,
-        notes=notes,
-    )
+    train_side = _training_side(run, notes)
+    ds, feats = _product_source(run, cfg.data, cfg.store, train_side, extract, console, notes)
+    ds = _one_product(ds, cfg.product)
+    exp = explain_products(run, ds, feats, train_side, words_for, analogs=cfg.analogs, top_words=cfg.top_words)[0]
+    exp.notes[:0] = notes
     out = Path(cfg.out) if cfg.out is not None else run_folder(run) / "explain" / f"{_safe(cfg.product)}.png"
     exp.png = draw(exp, out, _preprocessing(feats.attrs), title=f"{cfg.product} — {run_folder(run).name}")
     atomic_write_text(out.with_suffix(".json"), json.dumps({"config": cfg.to_dict(), **exp.to_json()}, indent=2))
     return exp
 
 
-def _tokens(text: str, attrs: dict, words_for: WordsFor | None, length: int, notes: list[str]) -> list[str]:
+TrainingSide = tuple[Dataset | None, Features | None, Inputs | None]
+
+
+def training_side(run: LoadedRun) -> tuple[TrainingSide, list[str]]:
+    """The model's training data, store and inputs (analogs come from there), with notes when not at hand."""
+    notes: list[str] = []
+    return _training_side(run, notes), notes
+
+
+def _product_source(run: LoadedRun, data: Path | None, store: Path | None, train_side: TrainingSide,
+                    extract: Extract | None, console, notes: list[str]) -> tuple[Dataset, Features]:
+    """The dataset holding the products to explain and their features: `data` (new products, features found
+    or extracted as `sf predict` does) or, without it, the model's own training data and store."""
+    train_ds, train_feats, _ = train_side
+    if data is not None:
+        ds, more = load_new_dataset(data, run)
+        notes += more
+        return ds, resolve_features(run, ds, store, extract, console)
+    if train_ds is None:
+        raise SfError(f"{run_folder(run)}: the training data is not at hand; pass --data DIR (and --store)")
+    if store is not None:
+        feats = load_features(store)
+        check_fingerprint(run, feats.attrs)
+        return train_ds, feats
+    return train_ds, train_feats
+
+
+def explain_products(run: LoadedRun, ds: Dataset, feats: Features, train_side: TrainingSide,
+                     words_for: WordsFor | None = None, analogs: int = 5, top_words: int = 8) -> list[Explanation]:
+    """Attention, forecast and analogs of every product in `ds` (in its order), computed in batches: what
+    `sf explain` shows for one product and `sf report` for all of them. Nothing is written."""
+    train_ds, _, train_inp = train_side
+    inp = build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab)
+    texts = [t or "" for t in ds.products["text"].to_list()]
+    image_paths = ds.image_paths()
+    q = tuple(run.quantiles)
+    yhat = run.predict(inp)
+    point = point_forecast(yhat, q)
+    band = np.stack([yhat[..., 0], yhat[..., -1]], axis=-1) if yhat.ndim == 3 else None
+    reference_notes: list[str] = []
+    reference = _reference_curve(run, reference_notes)
+
+    fused, attention = fused_and_attention(run, inp)
+    grid = (int(run.store.get("grid_h", 0) or 0), int(run.store.get("grid_w", 0) or 0))
+    t2i = i2t = None
+    common: list[str] = list(reference_notes)
+    if not attention:
+        common.append(f"model {run.models[0].model_name!r} has no fusion attention to show")
+    else:
+        t2i = np.mean([a["t2i"] for a in attention], axis=0) if "t2i" in attention[0] else None
+        i2t = np.mean([a["i2t"] for a in attention], axis=0) if "i2t" in attention[0] else None
+        if t2i is None and i2t is None:
+            common.append(f"fusion {run.config.fusion!r} has no attention maps (no image↔text attention)")
+    token_notes: list[str] = []
+    tokens = (_tokens(texts, feats.attrs, words_for, inp.text_mask.shape[1], token_notes)
+              if i2t is not None else [[] for _ in texts])
+
+    near: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0, int), np.zeros(0))] * len(inp)
+    similarity = "none"
+    if train_inp is not None and analogs > 0:
+        # Analogs come from the products the model trained on, never from its validation or test products.
+        train_ids = set(read_split(run_folder(run))["train"])  # as `sf train` split them, not re-derived
+        in_train = np.array([p in train_ids for p in train_inp.product_ids])
+        excluded = ~train_inp.y_mask.any(axis=1) | ~in_train
+        train_ids = np.asarray(train_inp.product_ids)
+        if fused and run.config.fusion not in ("none",):
+            train_fused, _ = fused_and_attention(run, train_inp)
+            query, pool = (lambda i: [f[i] for f in fused]), train_fused
+            similarity = f"cosine similarity of the model's fused vector F (mean over {len(fused)} seed(s))"
+        else:
+            vectors = pooled_vectors(inp)
+            query, pool = (lambda i: [vectors[i]]), [pooled_vectors(train_inp)]
+            similarity = "cosine similarity of the store's pooled image ⊕ text vectors"
+        near = [nearest(query(i), pool, analogs, excluded | (train_ids == pid))
+                for i, pid in enumerate(inp.product_ids)]
+    train_paths = train_ds.image_paths() if train_ds is not None else {}
+
+    out = []
+    for i, pid in enumerate(inp.product_ids):
+        has_image, has_text = bool(inp.has_image[i]), bool(inp.has_text[i])
+        notes = list(common)
+        regions, words = None, []
+        if t2i is not None and has_image and grid[0] * grid[1] == t2i.shape[-1] > 1:
+            regions = region_weights(t2i[i], inp.text_mask[i], grid)
+        elif attention and not has_image:
+            notes.append("the product has no image: the model used its learned 'missing image' embedding")
+        if i2t is not None and has_text:
+            notes += token_notes
+            words = word_weights(i2t[i], inp.text_mask[i], tokens[i])[:top_words]
+        elif attention and not has_text:
+            notes.append("the product has no description: the model used its learned 'missing text' embedding")
+        idx, sims = near[i]
+        known = bool(inp.y_mask[i].any())
+        out.append(Explanation(
+            product_id=pid, text=texts[i], image=image_paths.get(pid), has_image=has_image, has_text=has_text,
+            regions=regions, words=words, forecast=point[i], band=None if band is None else band[i], quantiles=q,
+            actual=inp.y[i] if known else None, actual_mask=inp.y_mask[i] if known else None, reference=reference,
+            analogs=[Analog(train_inp.product_ids[j], float(s), train_inp.y[j], train_inp.y_mask[j],
+                            train_paths.get(train_inp.product_ids[j])) for j, s in zip(idx, sims)],
+            similarity=similarity, notes=notes,
+        ))
+    return out
+
+
+def _tokens(texts: list[str], attrs: dict, words_for: WordsFor | None, length: int, notes: list[str]) -> list[list[str]]:
     if words_for is not None:
         try:
-            return words_for([text], attrs)[0]
+            return words_for(texts, attrs)
         except SfError as e:
             notes.append(f"cannot re-tokenise the description ({e}); words are shown by position")
     else:
         notes.append("no tokenizer wired in: words are shown by position")
-    return [f"#{i + 1}" for i in range(length)]
+    return [[f"#{i + 1}" for i in range(length)] for _ in texts]
 
 
 def _safe(name: str) -> str:

@@ -43,7 +43,8 @@ def draw(exp, path: Path, prep: dict, title: str) -> Path:
     """Write the figure of an `sf.forecast.explain.Explanation` to `path` (PNG, atomically)."""
     plt = plots.plt
     n_an = max(len(exp.analogs), 1)
-    fig = plt.figure(figsize=(max(13, 2.8 * n_an), 8.2))
+    # constrained layout: tight_layout cannot fit the analog row and warned on every `sf explain`
+    fig = plt.figure(figsize=(max(13, 2.8 * n_an), 8.2), layout="constrained")
     gs = fig.add_gridspec(2, max(n_an, 4) * 2, height_ratios=(1.25, 1))
     cols = max(n_an, 4) * 2
     third = cols // 3
@@ -114,5 +115,4 @@ def draw(exp, path: Path, prep: dict, title: str) -> Path:
         ax.axis("off")
         ax.text(0.5, 0.5, "no analogs (training data or store not at hand)", ha="center", va="center")
     fig.suptitle(f"{title}\nanalogs: {exp.similarity}", fontsize=10)
-    fig.tight_layout()
     return plots.save(fig, path)

@@ -1,0 +1,220 @@
+"""What `sf report` shows, read from a run folder or a demo folder (never re-derived from other data on disk).
+
+    run folder   (sf train's: config.json + checkpoints/) -> its validation and test products, the metrics
+                 it wrote, beside the training mean curve
+    demo folder  (sf demo's: model/, heldout/, evaluate_heldout/, ablation/, compare/) -> the held-out new
+                 products scored against their real sales, the ablation and the comparison
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from sf.errors import SfError
+
+THUMB = 176  # px, the product image in the browser
+ANALOG_THUMB = 72
+
+
+@dataclass
+class ProductView:
+    product_id: str
+    split: str
+    attributes: dict[str, str]
+    text: str
+    image: str | None  # data URI (JPEG), framed as the backbone saw it
+    regions: np.ndarray | None  # (grid_h, grid_w) share of attention
+    words: list[tuple[str, float]]
+    forecast: np.ndarray  # (H,)
+    band: np.ndarray | None  # (H, 2)
+    actual: np.ndarray | None  # (H,) NaN where not observed
+    analogs: list[dict]  # product_id, similarity, image (data URI | None), total
+    notes: list[str]
+
+    @property
+    def observed(self) -> np.ndarray:
+        return np.isfinite(self.actual) if self.actual is not None else np.zeros(len(self.forecast), bool)
+
+    @property
+    def total_actual(self) -> float | None:
+        return float(np.nansum(self.actual)) if self.observed.any() else None
+
+    @property
+    def total_forecast(self) -> float:
+        return float(np.sum(self.forecast))
+
+    @property
+    def wape(self) -> float | None:
+        """100 · Σ|y − ŷ| / Σy over this product's observed steps (None when it sold nothing or is unknown)."""
+        m = self.observed
+        denom = float(self.actual[m].sum()) if m.any() else 0.0
+        return 100.0 * float(np.abs(self.actual[m] - self.forecast[m]).sum()) / denom if denom > 0 else None
+
+    @property
+    def mae(self) -> float | None:
+        m = self.observed
+        return float(np.abs(self.actual[m] - self.forecast[m]).mean()) if m.any() else None
+
+
+@dataclass
+class Report:
+    title: str
+    folder: Path
+    kind: str  # "run" | "demo"
+    run: Path
+    subtitle: str
+    headline: list[dict]  # {"split", "rows": [{"name", "mean": {...}, "std": {...} | None}], "products"}
+    ablation: dict | None
+    compare: dict | None
+    products: list[ProductView]
+    quantiles: tuple[float, ...]
+    reference: np.ndarray | None
+    similarity: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _read_json(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SfError(f"{path}: not readable as JSON ({e})") from None
+
+
+def _thumb(path: Path | None, size: int, fit: str = "pad") -> str | None:
+    """The image as a small JPEG data URI, letterboxed (or centre-cropped) to a square as the backbone saw it."""
+    if path is None or not Path(path).is_file():
+        return None
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGBA", "LA", "P"):
+                im = im.convert("RGBA")
+                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(bg, im)
+            im = im.convert("RGB")
+            if fit == "crop":
+                im = ImageOps.fit(im, (size, size), Image.Resampling.BILINEAR)
+            else:
+                im = ImageOps.pad(im, (size, size), Image.Resampling.BILINEAR, color=(255, 255, 255))
+            buf = io.BytesIO()
+            im.save(buf, "JPEG", quality=82)
+    except OSError:
+        return None  # an unreadable picture is shown as "no image", as the store recorded it
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _headline_rows(block: dict, seeds: int) -> list[dict]:
+    rows = [{"name": f"model (mean ± std over {seeds} seed(s))", "mean": block.get("mean", {}), "std": block.get("std")}]
+    if block.get("ensemble"):
+        rows.append({"name": "model, seed ensemble", "mean": block["ensemble"], "std": None})
+    if block.get("mean_curve"):
+        rows.append({"name": "mean training curve (baseline)", "mean": block["mean_curve"], "std": None})
+    return rows
+
+
+def _sources(folder: Path) -> tuple[str, Path, Path | None, dict, Path]:
+    """(kind, run folder, products folder or None for the run's own data, metrics, metrics file)."""
+    if (folder / "model" / "config.json").is_file() and (folder / "heldout").is_dir():
+        metrics_file = folder / "evaluate_heldout" / "metrics.json"
+        metrics = _read_json(metrics_file)
+        if metrics is None:
+            raise SfError(f"{folder}: demo folder without evaluate_heldout/metrics.json; rerun `sf demo`")
+        return "demo", folder / "model", folder / "heldout", metrics, metrics_file
+    if (folder / "config.json").is_file() and (folder / "checkpoints").is_dir():
+        metrics_file = folder / "metrics.json"
+        metrics = _read_json(metrics_file)
+        if metrics is None:
+            raise SfError(f"{folder}: run folder without metrics.json (did `sf train` finish?)")
+        return "run", folder, None, metrics, metrics_file
+    raise SfError(f"{folder}: neither a run folder (config.json + checkpoints/ from `sf train`) nor a demo "
+                  f"folder (model/ + heldout/ from `sf demo`)")
+
+
+def collect(folder: str | Path, max_products: int | None = None, device: str = "cpu") -> Report:
+    """Everything the report shows, computed with the same code `sf explain` and `sf evaluate` use."""
+    from sf.extract.tokens import token_strings
+    from sf.forecast.explain import _preprocessing, _product_source, explain_products, training_side
+    from sf.forecast.runs import load_run
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SfError(f"{folder}: folder not found")
+    kind, run_dir, data, metrics, metrics_file = _sources(folder)
+    run = load_run(run_dir, device)
+    notes: list[str] = []
+    side, more = training_side(run)
+    notes += more
+    ds, feats = _product_source(run, data, None, side, None, None, notes)
+    splits: dict[str, str] = {}
+    if kind == "run":
+        pred = run_dir / "predictions.parquet"
+        if pred.is_file():
+            frame = pl.read_parquet(pred, columns=["product_id", "split"]).unique().filter(pl.col("split") != "train")
+            splits = dict(zip(frame["product_id"].to_list(), frame["split"].to_list()))
+        ds = _subset(ds, [p for p in ds.product_ids if p in splits])
+        headline = [{"split": s, "products": int(metrics[s]["mean"].get("n_products", 0)),
+                     "rows": _headline_rows(metrics[s], len(metrics.get("seeds", [])))}
+                    for s in ("val", "test") if isinstance(metrics.get(s), dict)]
+        subtitle = (f"run {run_dir.name}: {metrics.get('model', 'sf')} "
+                    f"({metrics.get('fusion', '')} + {metrics.get('head', '')}), {len(metrics.get('seeds', []))} seed(s); "
+                    f"products: the validation and test products of its {metrics.get('split', {}).get('kind', '')} split")
+    else:
+        splits = {p: "new" for p in ds.product_ids}
+        headline = [{"split": "held-out new products", "products": int(metrics.get("products", 0)),
+                     "rows": _headline_rows(metrics, len(metrics.get("seeds", [])))}]
+        subtitle = (f"sf demo in {folder}: the {metrics.get('products', 0)} latest releases held out as new products, "
+                    f"forecast by {run_dir} and scored against their real sales")
+    if max_products is not None:
+        ds = _subset(ds, ds.product_ids[:max_products])
+    explanations = explain_products(run, ds, feats, side, token_strings)
+    fit = _preprocessing(feats.attrs).get("fit", "pad")
+    attr_cols = [c for c in ds.products.columns if c not in ("product_id", "image", "text", "release_date", "split")]
+    attrs = {r["product_id"]: {c: ("" if r[c] is None else str(r[c])) for c in attr_cols}
+             for r in ds.products.select(["product_id", *attr_cols]).iter_rows(named=True)}
+    if "release_date" in ds.products.columns:
+        for r in ds.products.select("product_id", "release_date").iter_rows(named=True):
+            attrs[r["product_id"]]["release"] = "" if r["release_date"] is None else str(r["release_date"])[:10]
+    thumbs: dict[str, str | None] = {}
+    products = []
+    for e in explanations:
+        actual = None
+        if e.actual is not None:
+            actual = np.where(e.actual_mask, e.actual, np.nan).astype(float)
+        analogs = []
+        for a in e.analogs:
+            if a.product_id not in thumbs:
+                thumbs[a.product_id] = _thumb(a.image, ANALOG_THUMB, fit)
+            analogs.append({"product_id": a.product_id, "similarity": a.similarity, "image": thumbs[a.product_id],
+                            "total": float(np.where(a.mask, a.y, 0).sum())})
+        products.append(ProductView(
+            product_id=e.product_id, split=splits.get(e.product_id, ""), attributes=attrs.get(e.product_id, {}),
+            text=e.text, image=_thumb(e.image, THUMB, fit) if e.has_image else None, regions=e.regions,
+            words=e.words, forecast=np.asarray(e.forecast, float),
+            band=None if e.band is None else np.asarray(e.band, float), actual=actual, analogs=analogs,
+            notes=[n for n in e.notes if n not in notes],
+        ))
+    first = explanations[0] if explanations else None
+    return Report(
+        title=f"sf report — {folder.name}", folder=folder, kind=kind, run=run_dir, subtitle=subtitle,
+        headline=headline, ablation=_read_json(folder / "ablation" / "ablation.json") if kind == "demo" else None,
+        compare=_read_json(folder / "compare" / "compare.json") if kind == "demo" else None, products=products,
+        quantiles=tuple(run.quantiles), reference=None if first is None else first.reference,
+        similarity=first.similarity if first else "", notes=notes + [f"metrics: {metrics_file}"],
+    )
+
+
+def _subset(ds, ids: list[str]):
+    from dataclasses import replace
+
+    return replace(ds, products=ds.products.filter(pl.col("product_id").is_in(ids)))
