@@ -38,6 +38,7 @@ def trained(tmp_path_factory):
     return root, store, base / "run"
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # e.g. matplotlib giving up on the layout, seen by every user
 def test_explain_a_training_product(trained, tmp_path):
     root, _, run = trained
     exp = explain_product(ExplainConfig(model=run, product="p0003", out=tmp_path / "x.png"), words_for=split_words)

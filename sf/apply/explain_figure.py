@@ -43,13 +43,14 @@ def draw(exp, path: Path, prep: dict, title: str) -> Path:
     """Write the figure of an `sf.forecast.explain.Explanation` to `path` (PNG, atomically)."""
     plt = plots.plt
     n_an = max(len(exp.analogs), 1)
-    # constrained layout: tight_layout cannot fit the analog row and warned on every `sf explain`
-    fig = plt.figure(figsize=(max(13, 2.8 * n_an), 8.2), layout="constrained")
-    gs = fig.add_gridspec(2, max(n_an, 4) * 2, height_ratios=(1.25, 1))
-    cols = max(n_an, 4) * 2
-    third = cols // 3
+    # Fixed margins: tight_layout and constrained layout both gave up on this grid (and warned on every
+    # `sf explain`); the panels' sizes are known, so the spacing is too.
+    fig = plt.figure(figsize=(max(13, 2.8 * n_an), 8.2))
+    rows = fig.add_gridspec(2, 1, height_ratios=(1.25, 1), left=0.04, right=0.98, top=0.86, bottom=0.06, hspace=0.42)
+    upper = rows[0].subgridspec(1, 3, width_ratios=(1.1, 1, 1.2), wspace=0.55)
+    lower = rows[1].subgridspec(1, max(n_an, 4), wspace=0.3)
 
-    ax = fig.add_subplot(gs[0, :third])
+    ax = fig.add_subplot(upper[0])
     img = framed_image(exp.image, prep) if exp.image is not None and exp.has_image else None
     if img is not None:
         ax.imshow(img)
@@ -69,7 +70,7 @@ def draw(exp, path: Path, prep: dict, title: str) -> Path:
     ax.set_xticks([])
     ax.set_yticks([])
 
-    ax = fig.add_subplot(gs[0, third:2 * third])
+    ax = fig.add_subplot(upper[1])
     if exp.words:
         words = exp.words[::-1]
         ax.barh(range(len(words)), [s for _, s in words], color="C0")
@@ -82,7 +83,7 @@ def draw(exp, path: Path, prep: dict, title: str) -> Path:
     wrapped = exp.text if len(exp.text) < 90 else exp.text[:87] + "..."
     ax.set_title(f"most attended words\n\"{wrapped}\"", fontsize=8)
 
-    ax = fig.add_subplot(gs[0, 2 * third:])
+    ax = fig.add_subplot(upper[2])
     steps = np.arange(len(exp.forecast))
     if exp.band is not None:
         ax.fill_between(steps, exp.band[:, 0], exp.band[:, 1], color="C1", alpha=0.25, lw=0,
@@ -97,7 +98,7 @@ def draw(exp, path: Path, prep: dict, title: str) -> Path:
 
     top = max([float(np.max(exp.forecast, initial=0))] + [float(np.max(a.y, initial=0)) for a in exp.analogs])
     for j, a in enumerate(exp.analogs):
-        ax = fig.add_subplot(gs[1, 2 * j:2 * j + 2])
+        ax = fig.add_subplot(lower[j])
         ax.plot(steps[a.mask], a.y[a.mask], "k.-", label="its sales")
         ax.plot(steps, exp.forecast, "C1--", lw=1, alpha=0.7, label="this forecast")
         ax.set_ylim(0, top * 1.08 + 1e-9)
@@ -111,7 +112,7 @@ def draw(exp, path: Path, prep: dict, title: str) -> Path:
         if j == 0:
             ax.legend(fontsize=7, loc="lower left")
     if not exp.analogs:
-        ax = fig.add_subplot(gs[1, :])
+        ax = fig.add_subplot(rows[1])
         ax.axis("off")
         ax.text(0.5, 0.5, "no analogs (training data or store not at hand)", ha="center", va="center")
     fig.suptitle(f"{title}\nanalogs: {exp.similarity}", fontsize=10)

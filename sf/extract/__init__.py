@@ -1,5 +1,8 @@
 """Stage 1: frozen image backbones and text encoders -> the HDF5 feature store (sf.cache).
 
+`sf.extract(data, ...)` itself is callable: it is the Python API's stage 1 (`sf.api.extract`), so notebooks
+write `sf.extract("data/mine", backbone="efficientnet_lite0")` while `sf.extract.job` stays this package.
+
 Public API (imported lazily, so `import sf.extract.images` stays light):
     extract_dataset(data, out=None, like=None, **ExtractConfig fields) -> Path
     run(inputs, out, ExtractConfig) -> ExtractReport, check_outcome(report, strict)
@@ -8,6 +11,9 @@ Public API (imported lazily, so `import sf.extract.images` stays light):
 """
 
 from __future__ import annotations
+
+import sys as _sys
+import types as _types
 
 _EXPORTS = {
     "ExtractConfig": "sf.extract.job",
@@ -30,3 +36,13 @@ def __getattr__(name: str):
 
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'sf.extract' has no attribute {name!r}")
+
+
+class _CallableModule(_types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        from sf.api import extract
+
+        return extract(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule
