@@ -146,7 +146,7 @@ class FeatureStore:
     @property
     def keys(self) -> list[str]:
         """The rows' keys (product ids for a dataset store), in store order."""
-        from sf.forecast.new_products import store_keys
+        from sf.apply.new_products import store_keys
 
         return sorted(store_keys(self.path))
 
@@ -176,18 +176,13 @@ def extract(data: Data, out: PathLike | None = None, *, backbone: str | None = N
     return FeatureStore(extract_dataset(folder, out, console=console, **given, **options))
 
 
-def extract_like(ds, like, out):
-    """Stage 1 for stage 2: features of new products made exactly like the store `like` (the one hook through
-    which predict / evaluate / explain ask for features; sf/forecast never imports sf/extract)."""
+def extract_like(ds, like, out, console=None):
+    """Stage 1 for stage 2: features of new products made exactly like the store `like` — the one hook through
+    which predict / evaluate / explain ask for features (sf/forecast and sf/apply never import sf/extract);
+    the CLI passes its stderr console to show progress, the API stays quiet."""
     from sf.extract.job import extract_dataset
 
-    return extract_dataset(ds, out, console=_quiet(), like=like)
-
-
-def token_strings(texts, store_attrs):
-    from sf.extract.tokens import token_strings as strings
-
-    return strings(texts, store_attrs)
+    return extract_dataset(ds, out, console=console or _quiet(), like=like)
 
 
 # ---------------------------------------------------------------- stage 2
@@ -231,7 +226,7 @@ class Forecaster:
         """Train every seed on `data` (a dataset folder, or frames: products, sales, exog, dataset) with the
         features of `store`, exactly as `sf train --features STORE --data DATA` does; the run folder is `out`
         (default runs/<name>, as the CLI). Returns self; `metrics` then holds metrics.json."""
-        from sf.forecast.runs import train_run
+        from sf.forecast.engine import train_run
 
         out = Path(out) if out is not None else None
         folder = _dataset(data, (out or Path("runs")) / "dataset") if isinstance(data, Mapping) else Path(data)
@@ -260,7 +255,7 @@ class Forecaster:
         with `products` and `images`), as `sf predict`: their features are extracted with exactly the model's
         extractor. Returns one row per product and step: product_id, step, date, yhat, the quantile columns
         of a quantile model (p10, p50, p90), observed."""
-        from sf.forecast.predict import PredictConfig, predict_new
+        from sf.apply.predict import PredictConfig, predict_new
 
         run = self._run()
         folder = _dataset(new_products, run / "api_new") if isinstance(new_products, Mapping) else Path(new_products)
@@ -272,7 +267,7 @@ class Forecaster:
                  extract: bool = True) -> dict:
         """Score the model on products with known sales (a folder or frames), as `sf evaluate`: every metric
         per seed (mean ± std), for the seed ensemble and for the training mean curve. Returns metrics.json."""
-        from sf.forecast.evaluate import EvaluateConfig, evaluate_run
+        from sf.apply.evaluate import EvaluateConfig, evaluate_run
 
         run = self._run()
         folder = _dataset(data, run / "api_eval") if isinstance(data, Mapping) else Path(data)
@@ -283,7 +278,8 @@ class Forecaster:
     def explain(self, product_id: str, data: Data | None = None, *, out: PathLike | None = None) -> dict:
         """Why this forecast, as `sf explain`: region and word attention, the forecast band, analogs. Writes
         the PNG (default <run>/explain/<product>.png) and returns the numbers (its JSON)."""
-        from sf.forecast.explain import ExplainConfig, explain_product
+        from sf.apply.explain import ExplainConfig, explain_product
+        from sf.extract.tokens import token_strings
 
         run = self._run()
         folder = None
@@ -336,7 +332,7 @@ def ablate(store: FeatureStore | PathLike, data: PathLike, *, store_alt: Feature
     """The ablation grid, as `sf ablate`: backbone × fusion {biattn, concat} × head {lstm, bilstm} (+ one-change
     extras), every row over `seeds`, same split. Returns ablation.csv as a polars frame (one row per grid row
     and split, METRIC_mean / METRIC_std columns); the folder also holds ablation.json and ablation.png."""
-    from sf.forecast.ablate import AblateConfig, run_ablation
+    from sf.studies.ablate import AblateConfig, run_ablation
     from sf.forecast.config import load_config
 
     train = load_config(None, seeds=seeds, **settings)
@@ -352,7 +348,7 @@ def compare(store: FeatureStore | PathLike, data: PathLike, *, models: tuple[str
             **settings: Any) -> pl.DataFrame:
     """Every model in one harness, as `sf compare`: baselines, GTM-, Ekambaram-style and sf on the same split
     and seeds. Returns compare.csv as a polars frame (one row per model and split, with rank)."""
-    from sf.forecast.compare import CompareConfig, run_compare
+    from sf.studies.compare import CompareConfig, run_compare
     from sf.forecast.config import load_config
 
     train = load_config(None, seeds=seeds, **settings)

@@ -362,10 +362,10 @@ def compare(
 
 
 def _extract_like(ds, like, out):
-    """Stage 1 for stage 2: features of `ds` made exactly like the store `like` (sf/forecast never imports sf/extract)."""
-    from sf.extract.job import extract_dataset
+    """Stage 1 for stage 2 (the one hook, shared with the Python API), with its progress bar on stderr."""
+    from sf.api import extract_like
 
-    return extract_dataset(ds, out, console=err_console, like=like)
+    return extract_like(ds, like, out, console=err_console)
 
 
 def _token_strings(texts, store_attrs):

@@ -112,3 +112,13 @@ def test_example_script_runs(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "validation WAPE" in done.stdout and "held-out WAPE" in done.stdout
     assert (tmp_path / "run" / "report.html").is_file() and (tmp_path / "saved" / "metrics.json").is_file()
+
+
+def test_studies_return_their_csv_as_polars(fake, tmp_path):
+    root, store = fake
+    abl = sf.ablate(store, root, extras=False, seeds=1, epochs=1, hidden=8, workers=1, out=tmp_path / "abl")
+    assert abl.equals(pl.read_csv(tmp_path / "abl" / "ablation.csv"))
+    assert {"WAPE_mean", "WAPE_std"} <= set(abl.columns) and abl.height >= 4  # 2 fusions x 2 heads (one store)
+    cmp = sf.compare(store, root, models=("mean_curve", "sf"), seeds=1, epochs=1, hidden=8, workers=1,
+                     out=tmp_path / "cmp")
+    assert cmp.equals(pl.read_csv(tmp_path / "cmp" / "compare.csv")) and "rank" in cmp.columns

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from sf.forecast.config import TrainConfig
-from sf.forecast.runs import train_run
+from sf.forecast.engine import train_run
 from sf.report.browser import Chromium, find_chromium
 from tests.fakes import make_dataset
 

@@ -40,7 +40,7 @@ def framed_image(path: Path, prep: dict) -> np.ndarray | None:
 
 
 def draw(exp, path: Path, prep: dict, title: str) -> Path:
-    """Write the figure of an `sf.forecast.explain.Explanation` to `path` (PNG, atomically)."""
+    """Write the figure of an `sf.apply.explain.Explanation` to `path` (PNG, atomically)."""
     plt = plots.plt
     n_an = max(len(exp.analogs), 1)
     # Fixed margins: tight_layout and constrained layout both gave up on this grid (and warned on every

@@ -144,8 +144,8 @@ def _sources(folder: Path) -> tuple[str, Path, Path | None, dict, Path]:
 def collect(folder: str | Path, max_products: int | None = None, device: str = "cpu") -> Report:
     """Everything the report shows, computed with the same code `sf explain` and `sf evaluate` use."""
     from sf.extract.tokens import token_strings
-    from sf.forecast.explain import _preprocessing, _product_source, explain_products, training_side
-    from sf.forecast.runs import load_run
+    from sf.apply.explain import _preprocessing, _product_source, explain_products, training_side
+    from sf.forecast.checkpoints import load_run
 
     folder = Path(folder)
     if not folder.is_dir():
