@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from sf import cli_options as O
 from sf.errors import SfError
 
 console = Console()
@@ -207,36 +208,32 @@ def cache_merge(
 # ---------------------------------------------------------------- stage 2 (issue: train)
 
 
-EXOG_FUTURE_HELP = ("Also feed the exog series over the forecast horizon: known-future covariates, which a "
-                    "retailer rarely has (default: only the weeks before release); recorded and labelled in every table.")
-
-
 @app.command("train")
 def train(
-    features: Optional[Path] = typer.Option(None, "--features", "-f", help="Feature store from `sf extract` (HDF5)."),
-    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Dataset folder with the products' sales."),
-    horizon: Optional[int] = typer.Option(None, help="Steps to forecast (default: the longest sales history)."),
-    model: Optional[str] = typer.Option(None, help="Registered model: sf (default), gtm, ekambaram."),
-    fusion: Optional[str] = typer.Option(None, help="biattn (default) | t2i | i2t | concat | image | text | none."),
-    head: Optional[str] = typer.Option(None, help="bilstm (default) | lstm."),
-    hidden: Optional[int] = typer.Option(None, help="Hidden width (default: the model's; sf: 30)."),
-    dropout: Optional[float] = typer.Option(None, help="Dropout (default: the model's; sf: 0.2)."),
-    epochs: Optional[int] = typer.Option(None, help="Most epochs (default: 100); early stopping on validation."),
-    patience: Optional[int] = typer.Option(None, help="Epochs without a better validation loss before stopping [10]."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size [32]."),
-    lr: Optional[float] = typer.Option(None, help="Learning rate [0.001]."),
-    loss: Optional[str] = typer.Option(None, help="mse (default) | quantile."),
-    quantiles: Optional[str] = typer.Option(None, help="With --loss quantile, e.g. 0.1,0.5,0.9."),
-    target: Optional[str] = typer.Option(None, help="log (default): fit log(1 + units/mean) | scaled: units/mean."),
-    seeds: Optional[int] = typer.Option(None, help="Seeds to train and average [5]."),
-    seed: Optional[int] = typer.Option(None, help="First seed [0]."),
-    split: Optional[str] = typer.Option(None, help="auto (time if release dates exist) | random | time | column."),
-    observe_max: Optional[int] = typer.Option(None, "--observe-max", help="Train with the first k <= N weeks of sales as input [0]."),
-    no_exog: bool = typer.Option(False, "--no-exog", help="Leave the exogenous series out (ablation)."),
-    exog_future: bool = typer.Option(False, "--exog-future", help=EXOG_FUTURE_HELP),
-    no_attributes: bool = typer.Option(False, "--no-attributes", help="Leave the attribute embeddings out."),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML file with any of these settings (flags win)."),
+    features: O.Features = None,
+    data: O.Data = None,
+    horizon: O.Horizon = None,
+    model: O.Model = None,
+    fusion: O.Fusion = None,
+    head: O.Head = None,
+    hidden: O.Hidden = None,
+    dropout: O.Dropout = None,
+    epochs: O.Epochs = None,
+    patience: O.Patience = None,
+    batch_size: O.BatchSize = None,
+    lr: O.Lr = None,
+    loss: O.Loss = None,
+    quantiles: O.Quantiles = None,
+    target: O.Target = None,
+    seeds: O.Seeds = None,
+    seed: O.Seed = None,
+    split: O.Split = None,
+    observe_max: O.ObserveMax = None,
+    no_exog: O.NoExog = False,
+    exog_future: O.ExogFuture = False,
+    no_attributes: O.NoAttributes = False,
+    device: O.Device = None,
+    config: O.Config = None,
     name: Optional[str] = typer.Option(None, help="Run name (default: <store>_<model>_<fusion>_<head>)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<name>)."),
     resume: bool = typer.Option(False, help="Reuse finished seeds' checkpoints in the run folder (same settings and store)."),
@@ -248,31 +245,19 @@ def train(
 
     Example: sf train --features cache/demo_efficientnet_lite0.h5 --data demo_data --fusion biattn --head bilstm
     """
-    from sf.forecast.config import load_config, parse_quantiles
-    from sf.forecast.report import metrics_table
     from sf.forecast.engine import train_run
+    from sf.forecast.report import metrics_table
 
-    cfg = load_config(
+    cfg = O.train_settings(
         config, features=features, data=data, horizon=horizon, model=model, fusion=fusion, head=head, hidden=hidden,
         dropout=dropout, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, loss=loss,
-        quantiles=parse_quantiles(quantiles), target=target, seeds=seeds, seed=seed, split=split, observe_max=observe_max,
-        exog=False if no_exog else None, exog_future=True if exog_future else None,
-        attributes=False if no_attributes else None, device=device, name=name, out=out,
-    )
+        quantiles=quantiles, target=target, seeds=seeds, seed=seed, split=split, observe_max=observe_max,
+        no_exog=no_exog, exog_future=exog_future, no_attributes=no_attributes, device=device, name=name, out=out)
     result = train_run(cfg, resume=resume, force=force, console=console)
     console.print(metrics_table(result.metrics))
     console.print(f"run folder: [bold]{result.out}[/] (metrics.json, predictions.parquet, checkpoints/, *.png)")
 
 # ---------------------------------------------------------------- ablate / compare
-
-
-def _table_train_config(config, seeds, seed, epochs, patience, batch_size, lr, hidden, split, device,
-                        exog_future=False):
-    """The training settings `sf ablate` and `sf compare` share with `sf train` (same TOML keys)."""
-    from sf.forecast.config import load_config
-
-    return load_config(config, seeds=seeds, seed=seed, epochs=epochs, patience=patience, batch_size=batch_size,
-                       lr=lr, hidden=hidden, split=split, device=device, exog_future=True if exog_future else None)
 
 
 @app.command("ablate")
@@ -282,18 +267,18 @@ def ablate(
     backbone: str = typer.Option("resnet18", help="The grid's other backbone."),
     features_alt: Optional[Path] = typer.Option(None, "--features-alt", help="Store of --backbone (default: --features with its backbone name swapped)."),
     extras: bool = typer.Option(True, "--extras/--no-extras", help="Also text only, image only, no exog, one-way attention."),
-    seeds: Optional[int] = typer.Option(None, help="Seeds per row [5]."),
-    seed: Optional[int] = typer.Option(None, help="First seed [0]."),
-    epochs: Optional[int] = typer.Option(None, help="Most epochs per run [100]; early stopping on validation."),
-    patience: Optional[int] = typer.Option(None, help="Epochs without a better validation loss before stopping [10]."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size [32]."),
-    lr: Optional[float] = typer.Option(None, help="Learning rate [0.001]."),
-    hidden: Optional[int] = typer.Option(None, help="Hidden width (sf: 30)."),
-    split: Optional[str] = typer.Option(None, help="auto (time if release dates exist) | random | time | column."),
+    seeds: O.Seeds = None,
+    seed: O.Seed = None,
+    epochs: O.Epochs = None,
+    patience: O.Patience = None,
+    batch_size: O.BatchSize = None,
+    lr: O.Lr = None,
+    hidden: O.Hidden = None,
+    split: O.Split = None,
     workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
-    exog_future: bool = typer.Option(False, "--exog-future", help=EXOG_FUTURE_HELP),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML with `sf train` settings (flags win)."),
+    device: O.Device = None,
+    exog_future: O.ExogFuture = False,
+    config: O.Config = None,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/ablate_<store name>)."),
 ) -> None:
     """The paper's ablation (Table 4): backbone x fusion {biattn, concat = attention removed} x head {lstm, bilstm}.
@@ -304,8 +289,9 @@ def ablate(
     """
     from sf.studies.ablate import AblateConfig, ablation_table, run_ablation
 
-    train_cfg = _table_train_config(config, seeds, seed, epochs, patience, batch_size, lr, hidden, split, device,
-                                    exog_future)
+    train_cfg = O.train_settings(config, seeds=seeds, seed=seed, epochs=epochs, patience=patience,
+                                 batch_size=batch_size, lr=lr, hidden=hidden, split=split, device=device,
+                                 exog_future=exog_future)
     cfg = AblateConfig(features=features, data=data, backbone=backbone, features_alt=features_alt, extras=extras,
                        workers=workers, out=out, train=train_cfg)
     result = run_ablation(cfg, console=err_console)
@@ -322,18 +308,18 @@ def compare(
     backbone: str = typer.Option("resnet101", help="Names the default stores."),
     models: Optional[str] = typer.Option(None, help="Comma-separated (default: mean_curve,attribute_mean,knn_image,knn_attributes,knn_both,gtm,ekambaram,sf)."),
     shuffled_control: bool = typer.Option(False, "--shuffled-control", help="Add sf scored on shuffled image/text features (a sanity row)."),
-    seeds: Optional[int] = typer.Option(None, help="Seeds per neural model [5]."),
-    seed: Optional[int] = typer.Option(None, help="First seed [0]."),
-    epochs: Optional[int] = typer.Option(None, help="Most epochs per run [100]; early stopping on validation."),
-    patience: Optional[int] = typer.Option(None, help="Epochs without a better validation loss before stopping [10]."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size [32]."),
-    lr: Optional[float] = typer.Option(None, help="Learning rate [0.001]."),
-    hidden: Optional[int] = typer.Option(None, help="Hidden width (default: each model's own)."),
-    split: Optional[str] = typer.Option(None, help="auto (time if release dates exist) | random | time | column."),
+    seeds: O.Seeds = None,
+    seed: O.Seed = None,
+    epochs: O.Epochs = None,
+    patience: O.Patience = None,
+    batch_size: O.BatchSize = None,
+    lr: O.Lr = None,
+    hidden: O.Hidden = None,
+    split: O.Split = None,
     workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
-    exog_future: bool = typer.Option(False, "--exog-future", help=EXOG_FUTURE_HELP),
-    config: Optional[Path] = typer.Option(None, "--config", help="TOML with `sf train` settings (flags win)."),
+    device: O.Device = None,
+    exog_future: O.ExogFuture = False,
+    config: O.Config = None,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/compare_<data names>)."),
 ) -> None:
     """Baselines, GTM-style, Ekambaram-style and sf in one harness (Table 2); several --data give Table 3.
@@ -344,8 +330,9 @@ def compare(
     """
     from sf.studies.compare import DEFAULT_MODELS, CompareConfig, across_table, compare_table, run_compare
 
-    train_cfg = _table_train_config(config, seeds, seed, epochs, patience, batch_size, lr, hidden, split, device,
-                                    exog_future)
+    train_cfg = O.train_settings(config, seeds=seeds, seed=seed, epochs=epochs, patience=patience,
+                                 batch_size=batch_size, lr=lr, hidden=hidden, split=split, device=device,
+                                 exog_future=exog_future)
     names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else DEFAULT_MODELS
     cfg = CompareConfig(data=tuple(data), features=tuple(features or ()), backbone=backbone, models=names,
                         shuffled_control=shuffled_control, workers=workers, out=out, train=train_cfg)
