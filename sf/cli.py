@@ -111,7 +111,7 @@ def extract(
     batch_size: int = typer.Option(32, "--batch-size", help="Images per forward pass."),
     workers: Optional[int] = typer.Option(None, help="Decoding processes (default: chosen from device and job size)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    precision: str = typer.Option("auto", help="auto, fp32, bf16 or fp16 (auto: bf16/fp16 on GPU, bf16 on CPUs with native bf16)."),
+    precision: str = typer.Option("auto", help="auto, fp32, bf16 or fp16 (auto: bf16/fp16 on GPU, fp32 on CPU; docs/numerics.md)."),
     shard: Optional[str] = typer.Option(None, help="I/N: extract only keys hashing to shard I of N (I from 0), or auto (torchrun/SLURM)."),
     strict: bool = typer.Option(False, help="Exit non-zero when any image is unreadable."),
     pooled_only: bool = typer.Option(False, "--pooled-only", help="Store pooled vectors only, no region grid."),

@@ -138,7 +138,7 @@ class Extractor:
 def build_extractor(cfg: ExtractConfig, with_text: bool = True) -> Extractor:
     cfg.validate()
     device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
+    precision = resolve_precision(cfg.precision, device, like=cfg.expect)
     image = backbones.load_backbone(cfg.backbone, cfg.weights, cfg.seed, cfg.image_size, cfg.fit)
     featurizer = ImageFeaturizer(image.trunk, image.prep, device, precision, grid=not cfg.pooled_only, batch_size=cfg.batch_size)
     text = T.build(cfg.text_encoder, str(device)) if with_text and cfg.text_encoder != "none" else None

@@ -1,8 +1,11 @@
 """Device and precision choices, and the batched forward pass: uint8 images -> float16 features.
 
-CPU: channels_last, and bf16 autocast only where the CPU has native bf16 (AVX512-BF16/AMX);
-emulated bf16 on AVX2 is many times slower than fp32. CUDA: channels_last, bf16/fp16 autocast,
-uint8 transfer from pinned memory with normalisation on the GPU.
+CPU: channels_last, fp32 unless `--precision bf16` is asked for. `auto` does not look at the CPU's
+features: bf16 was no faster than fp32 on an AVX512-BF16 CPU without AMX and ~2x slower where it is
+emulated (AVX2), and a CPU-dependent choice made stores of one dataset differ between machines by bf16
+rounding (~1e-2 relative) instead of fp32 rounding (~1e-4) — measured by bench/cpu_precision.py, see
+docs/numerics.md. CUDA: channels_last, bf16/fp16 autocast, uint8 transfer from pinned memory with
+normalisation on the GPU.
 
 Every forward pass has the same shape: short batches are zero-padded to the full batch size.
 Kernels pick their algorithm by shape, so an image's features then depend only on the image —
@@ -47,16 +50,23 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
+def resolve_precision(precision: str, device: torch.device, like: dict | None = None) -> str:
+    """The precision to run: an explicit choice; else that of the store `like` re-creates when it was made
+    on this kind of device (a re-extraction then repeats the very same computation); else bf16/fp16 on
+    CUDA and fp32 on any CPU."""
     if precision not in PRECISIONS:
         raise SfError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     if precision != "auto":
         if precision == "fp16" and device.type == "cpu":
             raise SfError("--precision fp16 is for CUDA; on CPU use fp32 or bf16")
         return precision
+    if like is not None:
+        made, made_on = like.get("precision"), str(like.get("device") or "").split(":")[0]
+        if made in PRECISIONS[1:] and made_on == device.type:
+            return made
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "fp32"
 
 
 def autocast(device: torch.device, precision: str):
