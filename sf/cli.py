@@ -159,15 +159,25 @@ def extract(
 def cache_info(
     store: Path = typer.Argument(..., help="Feature store (.h5)."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the information as JSON here."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="A run folder from `sf train`: also check the store fits it and say if its precision differs."),
 ) -> None:
     """Print a store's metadata (backbone, weights, preprocessing, text encoder) and row counts.
 
-    Example: sf cache info cache/visuelle_resnet101.h5
+    Example: sf cache info runs/demo/model/features_new.h5 --model runs/demo/model
     """
     from sf.cache.info import print_info, store_info
 
     info = store_info(store)
     print_info(info, console)
+    if model is not None:
+        from sf.forecast.checkpoints import check_fingerprint, load_run, precision_note
+
+        run = load_run(model)
+        check_fingerprint(run, info["attrs"])
+        note = precision_note(run, info["attrs"], store)
+        info["model"] = {"run": str(model), "fingerprint_fits": True, "precision_note": note}
+        _print_notes([note or f"{store} fits {model}: same extractor; precision {info['attrs'].get('precision', '?')}, "
+                               f"trained on {run.store.get('precision') or 'unrecorded'}"])
     if json_out:
         from sf.cache.info import write_json
 

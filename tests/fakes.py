@@ -17,8 +17,9 @@ from sf.cache import schema as S
 
 
 def write_store(path: Path, keys: list[str], image: np.ndarray, text: np.ndarray, has_image=None,
-                backbone: str = "fake", grid: int = 4, text_len: int = 5) -> Path:
-    """image: (N, C) latent per product; text: (N, D). The grid/tokens are noisy copies of them."""
+                backbone: str = "fake", grid: int = 4, text_len: int = 5, precision: str = "fp32") -> Path:
+    """image: (N, C) latent per product; text: (N, D). The grid/tokens are noisy copies of them.
+    `precision`: what the store says it was extracted in (not part of the fingerprint)."""
     rng = np.random.default_rng(0)
     n, c = image.shape
     d = text.shape[1]
@@ -31,11 +32,12 @@ def write_store(path: Path, keys: list[str], image: np.ndarray, text: np.ndarray
     tokens[mask == 0] = 0
     attrs = {
         "schema_version": S.SCHEMA_VERSION, "backbone": backbone, "weights": "random", "weights_sha256": "0",
-        "preprocessing": json.dumps({"size": 8}), "text_encoder": "fake", "text_encoder_sha256": "0",
+        "preprocessing": json.dumps({"image": {"image_size": 8}}), "text_encoder": "fake", "text_encoder_sha256": "0",
         "grid_h": 1, "grid_w": grid, "channels": c, "text_dim": d, "text_len": text_len,
         "pooled_only": False, "complete": True, "random_weights": True,
     }
     attrs["fingerprint"] = S.fingerprint(attrs)
+    attrs |= {"precision": precision, "device": "cpu"}
     with h5py.File(path, "w") as f:
         str_dt = h5py.string_dtype()
         f.create_dataset(S.KEYS, data=np.array(keys, dtype=object), dtype=str_dt)

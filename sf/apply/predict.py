@@ -22,7 +22,7 @@ from rich.table import Table
 from sf.apply.new_products import Extract, load_new_dataset, resolve_features, run_folder
 from sf.data.atomic import atomic_write, atomic_write_text
 from sf.errors import SfError
-from sf.forecast.checkpoints import LoadedRun, load_run
+from sf.forecast.checkpoints import LoadedRun, load_run, precision_note
 from sf.forecast.inputs import Inputs, build_inputs
 from sf.forecast.metrics import point_forecast
 
@@ -123,6 +123,8 @@ def predict_new(cfg: PredictConfig, extract: Extract | None = None, console=None
     if ds.products.height == 0:
         raise SfError(f"{cfg.data}: the products table has no rows")
     feats = resolve_features(run, ds, cfg.store, extract, console)
+    if note := precision_note(run, feats.attrs, feats.path):
+        notes.append(note)
     inp = build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab)
     observed = observed_weeks(run, inp, cfg.observed, notes)
     yhat = forecast(run, inp, observed)

@@ -61,8 +61,11 @@ class LoadedRun:
 
 
 def store_fingerprint(attrs: dict) -> dict:
-    """What a model must remember of its store: the fingerprint, its fields, and the feature shapes."""
-    keep = (*S.FINGERPRINT_KEYS, "grid_h", "grid_w", "channels", "text_dim", "text_len", "pooled_only")
+    """What a model must remember of its store: the fingerprint, its fields, the feature shapes, and the
+    precision and device it was made with (not part of the fingerprint: they move features only by float
+    rounding, which `precision_note` reports)."""
+    keep = (*S.FINGERPRINT_KEYS, "grid_h", "grid_w", "channels", "text_dim", "text_len", "pooled_only", "precision",
+            "device")
     out = {k: S._plain(attrs[k]) for k in keep if k in attrs}
     out["fingerprint"] = str(attrs.get("fingerprint") or S.fingerprint(attrs))
     return out
@@ -154,3 +157,17 @@ def check_fingerprint(run_or_ckpt, store_attrs: dict) -> None:
     diffs = S.fingerprint_diff(trained, now) or [f"fingerprint: {trained.get('fingerprint')!r} != {now['fingerprint']!r}"]
     raise SfError(f"{where}: trained on another feature store ({'; '.join(diffs)}, trained != given); "
                   f"extract features with the model's settings or retrain")
+
+
+def precision_note(run_or_ckpt, store_attrs: dict, path: str | Path = "store") -> str | None:
+    """A line saying that a store was extracted in another precision than the model's training store, else None.
+
+    Such features fit the model (same fingerprint) but differ by bf16/fp16 rounding, ~1e-2 relative
+    (docs/numerics.md), so forecasts may move a little. Checkpoints from before precision was recorded: None."""
+    trained = S._plain(run_or_ckpt.store.get("precision"))
+    now = S._plain(store_attrs.get("precision"))
+    if not trained or not now or trained == now:
+        return None
+    made_on = S._plain(run_or_ckpt.store.get("device")) or "?"
+    return (f"{path} holds {now} features but the model was trained on {trained} features (made on {made_on}): "
+            f"they differ by rounding, ~1e-2 relative (docs/numerics.md), so forecasts may move slightly")
