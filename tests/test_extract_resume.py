@@ -51,6 +51,7 @@ def kill_after_parts(proc: subprocess.Popen, parts: Path, k: int, delay: float, 
     proc.wait(timeout=30)
 
 
+@pytest.mark.numerics
 @pytest.mark.slow
 def test_sigkill_anywhere_then_rerun_equals_one_clean_run(tmp_path):
     data = make_dataset(tmp_path / "shop", n=20, no_image=(4,), missing=(9,), empty_text=(2,))

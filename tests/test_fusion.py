@@ -56,6 +56,7 @@ def fused(model, inp: Inputs):
         return model(batch_of(model, inp)).fused
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", list(FUSIONS))
 def test_shape_finite_and_deterministic(name):
     out = fused(build(name), make_inputs())

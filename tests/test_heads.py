@@ -18,6 +18,7 @@ def build_head(name, seed=0, n_outputs=2):
     return create_head(name, in_dim=IN, hidden=8, n_outputs=n_outputs, dropout=0.0)
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", list(HEADS))
 def test_head_shape_gradients_determinism(name):
     x = torch.randn(B, H, IN, generator=torch.Generator().manual_seed(0))
