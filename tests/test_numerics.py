@@ -53,8 +53,8 @@ def test_another_batch_size_agrees_to_float16_storage(tmp_path):
     # Each store rounds its float32 features to float16 once: <= F16_U relative per element, so two stores
     # differ by <= 2 F16_U per vector from storage alone. Under it, float32 summation-order differences:
     # <= sqrt(K) F32_U per layer typically (K <= 9 * 512 in ResNet-18), over 20 layers whose BatchNorm keeps
-    # gains near 1: ~2e-5, rounded up to 2^-14 ≈ 6e-5 (bench/cpu_precision.py measures 5e-5 for fp32
-    # features between AVX2 and AVX-512 kernels at 224 px).
+    # gains near 1: ~2e-5, rounded up to 2^-14 ≈ 6e-5 (bench/cpu_precision.py measures 4.9e-5 for ResNet-18's
+    # fp32 features between AVX2 and AVX-512 kernels at 224 px).
     tol = 2 * F16_U + 2.0**-14
     for name in ("image/pooled", "image/grid"):
         assert rel_err(x[name], y[name]) <= tol, name

@@ -1,9 +1,9 @@
 """Device and precision choices, and the batched forward pass: uint8 images -> float16 features.
 
 CPU: channels_last, fp32 unless `--precision bf16` is asked for. `auto` does not look at the CPU's
-features: bf16 was no faster than fp32 on an AVX512-BF16 CPU without AMX and ~2x slower where it is
-emulated (AVX2), and a CPU-dependent choice made stores of one dataset differ between machines by bf16
-rounding (~1e-2 relative) instead of fp32 rounding (~1e-4) — measured by bench/cpu_precision.py, see
+features: bf16 gained only 1.1-1.8x on an AVX512-BF16 CPU, was 4-22x slower where emulated (AVX2), and
+moves features by up to 8% of a pooled vector, so a CPU-dependent choice made one dataset's stores differ
+between machines far beyond fp32's cross-CPU agreement (bit-identical to 2e-4) — bench/cpu_precision.py,
 docs/numerics.md. CUDA: channels_last, bf16/fp16 autocast, uint8 transfer from pinned memory with
 normalisation on the GPU.
 

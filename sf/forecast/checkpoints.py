@@ -162,12 +162,12 @@ def check_fingerprint(run_or_ckpt, store_attrs: dict) -> None:
 def precision_note(run_or_ckpt, store_attrs: dict, path: str | Path = "store") -> str | None:
     """A line saying that a store was extracted in another precision than the model's training store, else None.
 
-    Such features fit the model (same fingerprint) but differ by bf16/fp16 rounding, ~1e-2 relative
-    (docs/numerics.md), so forecasts may move a little. Checkpoints from before precision was recorded: None."""
+    Such features fit the model (same fingerprint) but differ by bf16/fp16 rounding, up to ~8% of a
+    pooled vector (docs/numerics.md), so forecasts may move a little. Checkpoints from before precision was recorded: None."""
     trained = S._plain(run_or_ckpt.store.get("precision"))
     now = S._plain(store_attrs.get("precision"))
     if not trained or not now or trained == now:
         return None
     made_on = S._plain(run_or_ckpt.store.get("device")) or "?"
     return (f"{path} holds {now} features but the model was trained on {trained} features (made on {made_on}): "
-            f"they differ by rounding, ~1e-2 relative (docs/numerics.md), so forecasts may move slightly")
+            f"they fit it but differ by bf16 rounding (up to ~8% of a vector, docs/numerics.md), so forecasts may move")
