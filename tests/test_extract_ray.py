@@ -84,6 +84,7 @@ def test_pool_leaves_a_cpu_for_reading():
     assert pool_for({"CPU": 16, "GPU": 4}, None, "cpu").gpus == 0.0
 
 
+@pytest.mark.numerics
 def test_ray_store_equals_the_local_engines(cluster, shop, local_store, tmp_path):
     out = tmp_path / "ray.h5"
     report = job.run(I.from_dataset(shop), out, tiny_config(**CFG, **RAY))
