@@ -33,7 +33,6 @@ def _metrics(run: Path) -> dict:
     return {k: m[k] for k in ("val", "test", "train_mean_curve", "split", "hit_threshold")}
 
 
-@pytest.mark.numerics
 def test_api_and_cli_give_identical_numbers(fake, tmp_path, cli):
     root, store = fake
     code, _, err = cli("train", "--features", store, "--data", root, "--out", tmp_path / "cli", "--seeds", 2,
