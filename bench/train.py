@@ -100,7 +100,7 @@ def epoch(model, opt, data: TensorInputs, batch_size: int, paths=None, backbone=
         if backbone is not None:
             grid, pooled = features(backbone, decode([paths[i] for i in idx.tolist()], size).to(device))
             b["image_grid"], b["image_pooled"] = grid, pooled
-        loss = objective(model(b), b["y"], b["y_mask"])
+        loss = objective.loss_sum(model(b), b["y"], b["y_mask"]) / b["y_mask"].sum().clamp(min=1)
         opt.zero_grad()
         loss.backward()
         opt.step()

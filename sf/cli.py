@@ -11,6 +11,7 @@ from rich.console import Console
 
 from sf import cli_options as O
 from sf.errors import SfError
+from sf.forecast.config import TrainConfig
 
 console = Console()
 err_console = Console(stderr=True)
@@ -33,7 +34,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(cache_app, name="cache")
 
 
-# ---------------------------------------------------------------- data contract (issue: foundation)
+# ---------------------------------------------------------------- data contract
 
 
 @data_app.command("check")
@@ -94,7 +95,7 @@ def demo_data(
     console.print(f"next: sf data check {path}", highlight=False)
 
 
-# ---------------------------------------------------------------- stage 1 (issue: extract + store)
+# ---------------------------------------------------------------- stage 1
 
 
 @app.command("extract")
@@ -215,7 +216,7 @@ def cache_merge(
     console.print(f"merged {r.shards} store(s), {r.rows} rows -> [bold]{r.out}[/] ({order})")
 
 
-# ---------------------------------------------------------------- stage 2 (issue: train)
+# ---------------------------------------------------------------- stage 2
 
 
 @app.command("train")
@@ -271,25 +272,16 @@ def train(
 
 
 @app.command("ablate")
+@O.study_command
 def ablate(
     features: Path = typer.Option(..., "--features", "-f", help="Main feature store (the paper: ResNet-101)."),
     data: Path = typer.Option(..., "--data", "-d", help="Dataset folder with the products' sales."),
     backbone: str = typer.Option("resnet18", help="The grid's other backbone."),
     features_alt: Optional[Path] = typer.Option(None, "--features-alt", help="Store of --backbone (default: --features with its backbone name swapped)."),
     extras: bool = typer.Option(True, "--extras/--no-extras", help="Also text only, image only, no exog, one-way attention."),
-    seeds: O.Seeds = None,
-    seed: O.Seed = None,
-    epochs: O.Epochs = None,
-    patience: O.Patience = None,
-    batch_size: O.BatchSize = None,
-    lr: O.Lr = None,
-    hidden: O.Hidden = None,
-    split: O.Split = None,
     workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
-    device: O.Device = None,
-    exog_future: O.ExogFuture = False,
-    config: O.Config = None,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/ablate_<store name>)."),
+    train: TrainConfig = None,  # the shared training options (cli_options.study_command)
 ) -> None:
     """The paper's ablation (Table 4): backbone x fusion {biattn, concat = attention removed} x head {lstm, bilstm}.
 
@@ -299,11 +291,8 @@ def ablate(
     """
     from sf.studies.ablate import AblateConfig, ablation_table, run_ablation
 
-    train_cfg = O.train_settings(config, seeds=seeds, seed=seed, epochs=epochs, patience=patience,
-                                 batch_size=batch_size, lr=lr, hidden=hidden, split=split, device=device,
-                                 exog_future=exog_future)
     cfg = AblateConfig(features=features, data=data, backbone=backbone, features_alt=features_alt, extras=extras,
-                       workers=workers, out=out, train=train_cfg)
+                       workers=workers, out=out, train=train)
     result = run_ablation(cfg, console=err_console)
     console.print(ablation_table(result))
     for note in result.notes:
@@ -312,25 +301,16 @@ def ablate(
 
 
 @app.command("compare")
+@O.study_command
 def compare(
     data: list[Path] = typer.Option(..., "--data", "-d", help="Dataset folder; repeat for a table across data sets."),
     features: Optional[list[Path]] = typer.Option(None, "--features", "-f", help="Store per --data, same order (default: cache/<name>_<backbone>.h5)."),
     backbone: str = typer.Option("resnet101", help="Names the default stores."),
     models: Optional[str] = typer.Option(None, help="Comma-separated (default: mean_curve,attribute_mean,knn_image,knn_attributes,knn_both,gtm,ekambaram,sf)."),
     shuffled_control: bool = typer.Option(False, "--shuffled-control", help="Add sf scored on shuffled image/text features (a sanity row)."),
-    seeds: O.Seeds = None,
-    seed: O.Seed = None,
-    epochs: O.Epochs = None,
-    patience: O.Patience = None,
-    batch_size: O.BatchSize = None,
-    lr: O.Lr = None,
-    hidden: O.Hidden = None,
-    split: O.Split = None,
     workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
-    device: O.Device = None,
-    exog_future: O.ExogFuture = False,
-    config: O.Config = None,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/compare_<data names>)."),
+    train: TrainConfig = None,  # the shared training options (cli_options.study_command)
 ) -> None:
     """Baselines, GTM-style, Ekambaram-style and sf in one harness (Table 2); several --data give Table 3.
 
@@ -340,12 +320,9 @@ def compare(
     """
     from sf.studies.compare import DEFAULT_MODELS, CompareConfig, across_table, compare_table, run_compare
 
-    train_cfg = O.train_settings(config, seeds=seeds, seed=seed, epochs=epochs, patience=patience,
-                                 batch_size=batch_size, lr=lr, hidden=hidden, split=split, device=device,
-                                 exog_future=exog_future)
     names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else DEFAULT_MODELS
     cfg = CompareConfig(data=tuple(data), features=tuple(features or ()), backbone=backbone, models=names,
-                        shuffled_control=shuffled_control, workers=workers, out=out, train=train_cfg)
+                        shuffled_control=shuffled_control, workers=workers, out=out, train=train)
     result = run_compare(cfg, console=err_console)
     for label in result.tables:
         console.print(compare_table(result, label))
@@ -378,7 +355,7 @@ def _print_notes(notes) -> None:
 
 @app.command("predict")
 def predict(
-    model: Path = typer.Option(..., "--model", "-m", help="Run folder from `sf train` (or one checkpoint file)."),
+    model: O.RunModel,
     data: Path = typer.Option(..., "--data", "-d", help="Folder of new products: products table + images/; sales optional."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Forecast table, .parquet or .csv (default: <run>/forecasts_<data name>.parquet)."),
     store: Optional[Path] = typer.Option(None, "--store", help="Feature store for the new products (default: <run>/features_new.h5)."),
@@ -405,7 +382,7 @@ def predict(
 
 @app.command("evaluate")
 def evaluate(
-    model: Path = typer.Option(..., "--model", "-m", help="Run folder from `sf train` (or one checkpoint file)."),
+    model: O.RunModel,
     data: Path = typer.Option(..., "--data", "-d", help="Dataset folder with the products' sales (e.g. next season)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Result folder (default: <run>/eval_<data name>)."),
     store: Optional[Path] = typer.Option(None, "--store", help="Feature store for these products (default: <run>/features_new.h5)."),
@@ -432,7 +409,7 @@ def evaluate(
 
 @app.command("explain")
 def explain(
-    model: Path = typer.Option(..., "--model", "-m", help="Run folder from `sf train` (or one checkpoint file)."),
+    model: O.RunModel,
     product: str = typer.Option(..., "--product", "-p", help="product_id to explain."),
     data: Optional[Path] = typer.Option(None, "--data", "-d", help="Folder holding the product (default: the model's training data)."),
     store: Optional[Path] = typer.Option(None, "--store", help="Its feature store (default: the training store, or <run>/features_new.h5 with --data)."),

@@ -6,6 +6,8 @@ named in TOML_ONLY) and that docs/train.md's table states the same defaults.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -49,6 +51,7 @@ ExogFuture = Annotated[bool, typer.Option(
     "retailer rarely has (default: only the weeks before release); recorded and labelled in every table.")]
 NoAttributes = Annotated[bool, typer.Option("--no-attributes", help="Leave the attribute embeddings out.")]
 Device = Annotated[Optional[str], typer.Option(help=f"auto | cpu | cuda (default: {D.device}).")]
+RunModel = Annotated[Path, typer.Option("--model", "-m", help="Run folder from `sf train` (or one checkpoint file).")]
 Config = Annotated[Optional[Path], typer.Option("--config", help="TOML file with `sf train` settings (flags win).")]
 
 
@@ -64,3 +67,26 @@ def train_settings(config: Path | None, **given) -> TrainConfig:
         else:
             values[name] = value
     return load_config(config, **values)
+
+
+# The training options every study (sf ablate, sf compare) takes, in --help order, with their "not given" value.
+STUDY_OPTIONS = {"seeds": (Seeds, None), "seed": (Seed, None), "epochs": (Epochs, None), "patience": (Patience, None),
+                 "batch_size": (BatchSize, None), "lr": (Lr, None), "hidden": (Hidden, None), "split": (Split, None),
+                 "device": (Device, None), "exog_future": (ExogFuture, False), "config": (Config, None)}
+
+
+def study_command(fn):
+    """Give a study command the shared training options after its own; it receives them as one TrainConfig
+    (its `train` parameter), so the options are declared, listed and mapped once for every study."""
+    sig = inspect.signature(fn, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.name != "train"]
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+              for name, (kind, default) in STUDY_OPTIONS.items()]
+
+    @functools.wraps(fn)
+    def command(**given):
+        settings = {name: given.pop(name) for name in STUDY_OPTIONS}
+        return fn(train=train_settings(settings.pop("config"), **settings), **given)
+
+    command.__signature__ = sig.replace(parameters=[*own, *shared])
+    return command

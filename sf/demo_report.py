@@ -11,7 +11,8 @@ import numpy as np
 import polars as pl
 
 from sf.data.atomic import atomic_write_text
-from sf.forecast.metrics import point_forecast
+from sf.forecast.metrics import METRIC_FORMATS, format_metric, metric_label, point_forecast
+from sf.studies import tables as T
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -20,39 +21,19 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _f(v, fmt="{:.2f}") -> str:
-    return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else fmt.format(v)
-
-
-METRICS = (("MAE", "{:.2f}"), ("RMSE", "{:.2f}"), ("R2", "{:.3f}"), ("AUC", "{:.3f}"), ("Accuracy", "{:.3f}"),
-           ("WAPE", "{:.1f}"), ("pinball", "{:.2f}"), ("coverage", "{:.2f}"))
-
-
 def _metric_rows(cols: list[tuple[dict, dict | None]]) -> list[list[str]]:
     """One row per metric; per column (means, stds or None)."""
     rows = []
-    for key, fmt in METRICS:
-        if not any(key in m for m, _ in cols):
-            continue
-        cells = []
-        for m, sd in cols:
-            v = m.get(key)
-            cells.append(_f(v, fmt) + (f" ± {_f(sd.get(key), fmt)}" if sd and v is not None else ""))
-        rows.append([key + (" (pooled)" if key == "WAPE" else "")] + cells)
+    for key in METRIC_FORMATS:
+        if any(key in m for m, _ in cols):
+            rows.append([metric_label(key)] + [format_metric(key, m.get(key), sd.get(key) if sd and m.get(key) is not None
+                                                             else None) for m, sd in cols])
     return rows
 
 
 def _study_table(summary: list[dict], split: str, label: str = "row") -> str:
-    rows = []
-    for s in summary:
-        part = s.get(split)
-        if not part:
-            continue
-        m, sd = part["mean"], part["std"]
-        pm = "" if len(s["seeds"]) == 1 else " ± {}"
-        rows.append([s["row"]] + [(_f(m.get(k), fmt) + (pm.format(_f(sd.get(k), fmt)) if pm else ""))
-                                  for k, fmt in (("WAPE", "{:.1f}"), ("MAE", "{:.2f}"), ("R2", "{:.3f}"),
-                                                 ("AUC", "{:.3f}"))])
+    """The ablation's or the comparison's rows as markdown: WAPE, MAE, R², AUC on `split`."""
+    rows = [[s["row"]] + [T.cell(s, split, k) for k in ("WAPE", "MAE", "R2", "AUC")] for s in summary if s.get(split)]
     return _md_table([label, f"WAPE ({split}, pooled)", "MAE", "R²", "AUC"], rows)
 
 
@@ -114,9 +95,7 @@ def write_report(path: Path, s, extracted, trained, ablation, comparison, predic
               f"![validation forecasts]({rel(trained.out / 'forecasts_val.png')})",
               f"![totals]({rel(trained.out / 'totals.png')})", ""]
     if ablation:
-        from sf.studies import tables as H
-
-        split = H.report_split(ablation.summary)
+        split = T.report_split(ablation.summary)
         lines += ["## 4. Ablation", "",
                   f"Same split and seeds for every row ({s.study_seeds} seed(s), up to {s.study_epochs} epochs each); "
                   f"`concat` = attention removed; text only / image only leave one modality out. The demo "
@@ -124,10 +103,8 @@ def write_report(path: Path, s, extracted, trained, ablation, comparison, predic
                   _study_table(ablation.summary, split), "",
                   f"![ablation]({rel(ablation.out / 'ablation.png')})", ""]
     if comparison:
-        from sf.studies import tables as H
-
         summary = next(iter(comparison.tables.values()))
-        split = H.report_split(summary)
+        split = T.report_split(summary)
         lines += ["## 5. Comparison", "",
                   "Baselines and models on the same split; `sf (shuffled features)` is sf scored with every "
                   "product's image and text features given to another product — a control that should be worse.", "",

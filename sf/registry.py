@@ -1,9 +1,9 @@
 """Name → entry registries, as timm does for its models: one class behind all six of sf's.
 
-    models      sf.forecast.models     (ModelEntry: the class, a description)
+    models      sf.forecast.models     (Entry: the class, a description)
     fusions     sf.fusion              (FusionEntry: + which modalities it reads)
     heads       sf.forecast.heads      (HeadEntry: + whether it is causal)
-    baselines   sf.forecast.baselines  (BaselineEntry)
+    baselines   sf.forecast.baselines  (Entry)
     backbones   sf.extract.backbones   (Backbone: channels, input size, preprocessing, weights)
     text encoders sf.extract.text      (TextEncoderSpec: dim, availability)
 
@@ -15,6 +15,7 @@ an unknown name, and a loud one when the registry was read before its package fi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Generic, TypeVar
 
 from sf.errors import SfError
@@ -22,8 +23,17 @@ from sf.errors import SfError
 E = TypeVar("E")
 
 
+@dataclass(frozen=True)
+class Entry:
+    """What a class registry records of each name (fusions and heads add their own fields)."""
+
+    name: str
+    cls: Callable
+    description: str
+
+
 class Registry(dict[str, E], Generic[E]):
-    def __init__(self, kind: str, package: str, entry: Callable[..., E] | None = None):
+    def __init__(self, kind: str, package: str, entry: Callable[..., E] = Entry):
         super().__init__()
         self.kind, self.package, self.make_entry = kind, package, entry
 

@@ -14,7 +14,7 @@ scored (short-observation forecasting).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +30,10 @@ from sf.forecast import plots
 from sf.forecast.baselines.common import masked_mean_curve
 from sf.forecast.checkpoints import LoadedRun, load_run
 from sf.forecast.inputs import Inputs, build_inputs
-from sf.forecast.metrics import compute_metrics, hit_threshold, point_forecast, seed_summary
+from sf.forecast.metrics import (METRIC_FORMATS, compute_metrics, format_metric, hit_threshold, metric_label,
+                                 point_forecast, seed_summary)
 from sf.forecast.run_folder import SPLIT_FILE, prediction_frame, read_split
-
-ROWS = (("MAE", "{:.2f}"), ("RMSE", "{:.2f}"), ("R2", "{:.3f}"), ("AUC", "{:.3f}"), ("Accuracy", "{:.3f}"),
-        ("WAPE", "{:.1f}"), ("pinball", "{:.2f}"), ("coverage", "{:.3f}"))
+from sf.plain import plain
 
 
 @dataclass(frozen=True)
@@ -46,9 +45,6 @@ class EvaluateConfig:
     split: str | None = None  # score only products whose `split` column has this value
     observed: int = 0  # weeks of sales given as inputs; only later steps are scored
     device: str = "cpu"
-
-    def to_dict(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
 @dataclass
@@ -117,7 +113,7 @@ def evaluate_run(cfg: EvaluateConfig, extract: Extract | None = None, console=No
     scores = [compute_metrics(inp.y, p, scored, ref.hit_threshold, q or None) for p in per_seed]
     baseline = np.tile(ref.mean_curve, (len(inp), 1))
     metrics = {
-        "model": str(run_folder(run)), "data": str(cfg.data), "store": str(feats.path), "config": cfg.to_dict(),
+        "model": str(run_folder(run)), "data": str(cfg.data), "store": str(feats.path), "config": plain(cfg),
         "seeds": [m.seed for m in run.models], "quantiles": list(q), "horizon": run.horizon,
         "observed_weeks_given": k, "products": len(inp),
         "no_image_share": float(1 - inp.has_image.mean()), "no_text_share": float(1 - inp.has_text.mean()),
@@ -150,12 +146,6 @@ def _write(out: Path, metrics: dict, inp: Inputs, ensemble: np.ndarray, per_seed
     plots.totals_scatter({Path(metrics["data"]).name: totals}, out / "totals.png")
 
 
-def _cell(fmt: str, value, std=None) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "–"
-    return fmt.format(value) + ("" if std is None else f" ± {fmt.format(std)}")
-
-
 def evaluate_table(metrics: dict) -> Table:
     """Metric rows; the model (mean ± std over seeds), its seed ensemble, and the training mean curve."""
     n = len(metrics["seeds"])
@@ -163,13 +153,13 @@ def evaluate_table(metrics: dict) -> Table:
                         f"products, {n} seed(s), units")
     for c, style in (("metric", None), ("model", None), ("ensemble", None), ("mean curve (train)", "dim")):
         table.add_column(c, justify="left" if c == "metric" else "right", style=style)
-    for key, fmt in ROWS:
+    for key in METRIC_FORMATS:
         if key not in metrics["mean"]:
             continue
-        table.add_row(key + (" (pooled)" if key == "WAPE" else ""), _cell(fmt, metrics["mean"][key], metrics["std"][key]),
-                      _cell(fmt, metrics["ensemble"].get(key)), _cell(fmt, metrics["mean_curve"].get(key)))
+        table.add_row(metric_label(key), format_metric(key, metrics["mean"][key], metrics["std"][key]),
+                      format_metric(key, metrics["ensemble"].get(key)), format_metric(key, metrics["mean_curve"].get(key)))
     steps = metrics["ensemble"]["WAPE_per_step"]
-    table.caption = ("WAPE per step (ensemble): " + " ".join(_cell("{:.0f}", w) for w in steps)
+    table.caption = ("WAPE per step (ensemble): " + " ".join(format_metric("WAPE", w, fmt="{:.0f}") for w in steps)
                      + f"\nhit = total > {metrics['hit_threshold']:.1f} units (training median); "
                      f"{100 * metrics['no_image_share']:.0f}% without image")
     return table

@@ -19,7 +19,7 @@ show what they have and say what they lack.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -39,6 +39,7 @@ from sf.forecast.checkpoints import LoadedRun, check_fingerprint, load_run
 from sf.forecast.inputs import Inputs, build_inputs
 from sf.forecast.metrics import point_forecast
 from sf.forecast.run_folder import read_split
+from sf.plain import plain
 
 # (descriptions, store attributes) -> per description, the string of each stored token ("" = special token)
 WordsFor = Callable[[list[str], dict], list[list[str]]]
@@ -55,9 +56,6 @@ class ExplainConfig:
     analogs: int = 5
     top_words: int = 8
     device: str = "cpu"
-
-    def to_dict(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
 @dataclass
@@ -212,7 +210,7 @@ def explain_product(cfg: ExplainConfig, extract: Extract | None = None, words_fo
     exp.notes[:0] = notes
     out = Path(cfg.out) if cfg.out is not None else run_folder(run) / "explain" / f"{_safe(cfg.product)}.png"
     exp.png = draw(exp, out, _preprocessing(feats.attrs), title=f"{cfg.product} — {run_folder(run).name}")
-    atomic_write_text(out.with_suffix(".json"), json.dumps({"config": cfg.to_dict(), **exp.to_json()}, indent=2))
+    atomic_write_text(out.with_suffix(".json"), json.dumps({"config": plain(cfg), **exp.to_json()}, indent=2))
     return exp
 
 

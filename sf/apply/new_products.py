@@ -5,7 +5,7 @@ Shared by `sf predict`, `sf evaluate` and `sf explain`:
     period, exog link and look-back the model was trained with, so the inputs have the model's shapes;
   - `resolve_features` finds or makes their feature store. Features must come from exactly the model's
     extractor; stage 1 is asked for them through an `Extract` callable that the CLI wires in, because
-    sf/forecast never imports sf/extract (DESIGN.md). The store is checked against the model's
+    sf/forecast never imports sf/extract (docs/architecture.md). The store is checked against the model's
     fingerprint before anything is extracted and again after, and refused with what differs.
 """
 

@@ -12,7 +12,7 @@ without observed weeks ignores them, and says so.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from sf.errors import SfError
 from sf.forecast.checkpoints import LoadedRun, load_run, precision_note
 from sf.forecast.inputs import Inputs, build_inputs
 from sf.forecast.metrics import point_forecast
+from sf.plain import plain
 
 PERIOD_OFFSET = {"day": "d", "week": "w", "month": "mo"}  # polars offset units
 
@@ -37,9 +38,6 @@ class PredictConfig:
     store: Path | None = None  # feature store of the new products; default <run>/features_new.h5
     observed: int | None = None  # most leading weeks of given sales to use; None: as many as the model can
     device: str = "cpu"
-
-    def to_dict(self) -> dict:
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
 @dataclass
@@ -141,7 +139,7 @@ def _write_sidecar(out: Path, cfg: PredictConfig, run: LoadedRun, store: Path, i
                    notes: list[str]) -> None:
     """The resolved settings beside the forecasts: what made them, from which features."""
     meta = {
-        "config": cfg.to_dict(), "run": str(run_folder(run)), "model": run.models[0].model_name,
+        "config": plain(cfg), "run": str(run_folder(run)), "model": run.models[0].model_name,
         "seeds": [m.seed for m in run.models], "loss": run.loss, "quantiles": list(run.quantiles),
         "horizon": run.horizon, "store": str(store), "store_fingerprint": run.store.get("fingerprint"),
         "products": len(inp), "without_image": int((~inp.has_image).sum()),

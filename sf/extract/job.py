@@ -35,7 +35,8 @@ from sf.errors import SfError
 from sf.extract import backbones, inputs as I, text as T
 from sf.extract.decode import DECODER_CHOICES, DeviceDecoder, ReadRows, collate_read, resolve_decoder
 from sf.extract.images import DEFAULT_MAX_PIXELS, FITS, BadImage, ImagePrep, load_image
-from sf.extract.runtime import F16_MAX, ImageFeaturizer, resolve_device, resolve_precision
+from sf.device import resolve_device
+from sf.extract.runtime import F16_MAX, ImageFeaturizer, resolve_precision
 
 PART_BYTES = 256 * 1024 * 1024
 ENGINES = ("local", "ray")

@@ -15,7 +15,6 @@ rows. (cudnn autotuning is off for the same reason: it may pick a different algo
 
 from __future__ import annotations
 
-import os
 from contextlib import nullcontext
 
 import numpy as np
@@ -26,21 +25,6 @@ from sf.extract.images import ImagePrep
 
 F16_MAX = float(np.finfo(np.float16).max)
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        if torch.cuda.is_available():
-            # torchrun starts one process per GPU and tells each its local rank.
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise SfError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SfError("--device cuda: no CUDA GPU is visible to PyTorch here; use --device cpu")
-    return dev
 
 
 def cpu_has_native_bf16() -> bool:

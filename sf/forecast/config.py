@@ -7,12 +7,12 @@ relative to the current folder, like the same paths given on the command line.
 
 from __future__ import annotations
 
-import json
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from sf.errors import SfError
+from sf.plain import plain
 
 LOSSES = ("mse", "l1", "quantile")
 SPLIT_KINDS = ("auto", "random", "time", "column")
@@ -60,14 +60,7 @@ class TrainConfig:
     hparams: dict = field(default_factory=dict)  # extra model arguments (e.g. {"layers": 2})
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        for k in ("features", "data", "out"):
-            d[k] = None if d[k] is None else str(d[k])
-        d["quantiles"], d["fractions"] = list(self.quantiles), list(self.fractions)
-        return d
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        return plain(self)
 
     @property
     def seed_list(self) -> list[int]:

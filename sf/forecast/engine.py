@@ -31,7 +31,8 @@ from sf.forecast import run_folder as RF
 from sf.forecast.baselines.common import masked_mean_curve
 from sf.forecast.checkpoints import save_checkpoint, store_fingerprint
 from sf.forecast.config import TrainConfig
-from sf.forecast.fit import FitResult, fit, predict, resolve_device
+from sf.device import resolve_device
+from sf.forecast.fit import FitResult, fit, predict
 from sf.forecast.inputs import Inputs, build_inputs, with_training_vocab
 from sf.forecast.metrics import compute_metrics, hit_threshold, seed_summary
 from sf.forecast.splits import SPLITS, describe, make_split, resolve_kind

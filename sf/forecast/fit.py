@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sf.device import resolve_device
 from sf.errors import SfError
 from sf.forecast.models import Dims, create_model, model_entry
 from sf.forecast.batching import TensorInputs, decode_target
@@ -41,18 +42,6 @@ class FitResult:
     seed: int = 0
     seconds: float = 0.0
     target: str = "scaled"
-
-    @property
-    def objective(self) -> Objective:
-        return Objective(self.loss, tuple(self.quantiles))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SfError("--device cuda: no CUDA device is available (use --device cpu or auto)")
-    return torch.device(name)
 
 
 @contextmanager

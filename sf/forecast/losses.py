@@ -46,5 +46,3 @@ class Objective:
         diff = y[..., None] - out
         return (torch.maximum(q * diff, (q - 1) * diff).mean(-1) * m).sum()
 
-    def __call__(self, raw: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.loss_sum(raw, y, mask) / mask.sum().clamp(min=1)

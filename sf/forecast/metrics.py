@@ -19,6 +19,9 @@ import warnings
 import numpy as np
 
 POINT_METRICS = ("MAE", "RMSE", "R2", "AUC", "Accuracy", "WAPE")
+# How every table and report prints each metric (units to 2 decimals, ratios to 3, WAPE in % to 1), in table order.
+METRIC_FORMATS = {"MAE": "{:.2f}", "RMSE": "{:.2f}", "R2": "{:.3f}", "AUC": "{:.3f}", "Accuracy": "{:.3f}",
+                  "WAPE": "{:.1f}", "pinball": "{:.2f}", "coverage": "{:.3f}"}
 
 
 def hit_threshold(y: np.ndarray, mask: np.ndarray) -> float:
@@ -87,6 +90,19 @@ def compute_metrics(y: np.ndarray, yhat: np.ndarray, mask: np.ndarray, hit_thres
         out["coverage"] = float(inside[mask].mean()) if mask.any() else float("nan")
         out["coverage_nominal"] = float(q[-1] - q[0])
     return out
+
+
+def format_metric(metric: str, value, std=None, fmt: str | None = None) -> str:
+    """'12.34', or '12.34 ± 0.56' with a std; '–' for a missing or NaN value (e.g. AUC with one class)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    fmt = fmt or METRIC_FORMATS.get(metric, "{:.3g}")
+    return fmt.format(value) + ("" if std is None else f" ± {fmt.format(std)}")
+
+
+def metric_label(metric: str) -> str:
+    """Row / column name of a metric; WAPE says it is pooled over cells (not a mean of per-product WAPEs)."""
+    return metric + (" (pooled)" if metric == "WAPE" else "")
 
 
 def _wape(abs_err: float, actual: float) -> float:

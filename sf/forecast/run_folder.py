@@ -28,6 +28,7 @@ from sf.forecast.config import TrainConfig
 from sf.forecast.inputs import Inputs
 from sf.forecast.metrics import point_forecast
 from sf.forecast.splits import SPLITS
+from sf.plain import json_default
 
 if TYPE_CHECKING:
     from sf.forecast.engine import Prepared, SeedResult
@@ -149,13 +150,3 @@ def plots(out: Path, fits, prepared: "Prepared", forecasts: dict[str, np.ndarray
     totals = {k: (np.where(parts[k].y_mask, parts[k].y, 0).sum(1), np.where(parts[k].y_mask, p, 0).sum(1))
               for k, p in point.items()}
     P.totals_scatter(totals, out / "totals.png")
-
-
-def json_default(o):
-    if isinstance(o, (np.integer, np.floating)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(type(o).__name__)

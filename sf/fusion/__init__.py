@@ -25,4 +25,4 @@ def create_fusion(name: str, **kwargs) -> Fusion:
 
 
 # Importing the variants registers each of them in FUSIONS (sf.fusion.base).
-from sf.fusion import biattn, t2i, i2t, concat, image_only, text_only, none  # noqa: E402,F401  (this order: --help, errors)
+from sf.fusion import biattn, t2i, i2t, concat, one_modality, none  # noqa: E402,F401  (this order: --help, errors)

@@ -13,21 +13,18 @@ A variant builds only the parts it reads (class flags below), so every parameter
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from sf.registry import Registry
+from sf.registry import Entry, Registry
 
 
 @dataclass(frozen=True)
-class FusionEntry:
-    name: str
-    cls: Callable[..., "Fusion"]
-    description: str
-    uses_image: bool
-    uses_text: bool
+class FusionEntry(Entry):
+    uses_image: bool = True
+    uses_text: bool = True
 
 
 FUSIONS: Registry[FusionEntry] = Registry("fusion", "sf.fusion", FusionEntry)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
@@ -28,6 +28,8 @@ from sf.data.contract import load_dataset
 from sf.errors import SfError
 from sf.forecast import engine
 from sf.forecast.config import TrainConfig, inputs_label
+from sf.forecast.metrics import POINT_METRICS
+from sf.plain import plain
 from sf.studies import pool
 from sf.studies import tables as T
 
@@ -55,9 +57,7 @@ class AblateConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
-        d = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items() if k != "train"}
-        d["train"] = self.train.to_dict()
-        return d
+        return plain(self)
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,7 @@ def ablation_table(result: AblationResult) -> Table:
             table.add_section()
         group = s["group"]
         label = s["row"] + (" ★" if best is not None and s is best else "")
-        cells = [T.cell(s, split, m, fmt) for m, fmt in T.METRIC_FORMATS.items()]
+        cells = [T.cell(s, split, m) for m in POINT_METRICS]
         if split != "val":
             cells.append(T.cell(s, "val", "WAPE"))
         table.add_row(label, *cells, f"{s['seconds']:.1f}", style="dim" if group == "reference" else None)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,8 @@ from sf.data.contract import load_dataset
 from sf.errors import SfError
 from sf.forecast import engine
 from sf.forecast.config import TrainConfig, inputs_label
+from sf.forecast.metrics import POINT_METRICS
+from sf.plain import plain
 from sf.studies import pool
 from sf.studies import tables as T
 
@@ -88,12 +90,7 @@ class CompareConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict:
-        d = {k: v for k, v in asdict(self).items() if k != "train"}
-        d["data"], d["features"] = [str(p) for p in self.data], [str(p) for p in self.features]
-        d["out"] = None if self.out is None else str(self.out)
-        d["models"] = list(self.models)
-        d["train"] = self.train.to_dict()
-        return d
+        return plain(self)
 
 
 @dataclass
@@ -258,7 +255,7 @@ def compare_table(result: CompareResult, label: str) -> Table:
                             f"{inputs_label(result.exog_future)}", split,
                             [("rank", {"justify": "right"}), ("model", {})])
     for s in summary:
-        cells = [T.cell(s, split, m, fmt) for m, fmt in T.METRIC_FORMATS.items()]
+        cells = [T.cell(s, split, m) for m in POINT_METRICS]
         if split != "val":
             cells.append(T.cell(s, "val", "WAPE"))
         style = "bold" if s["row"] == SF else None
@@ -283,6 +280,6 @@ def across_table(result: CompareResult, metrics: tuple[str, ...] = ("WAPE", "MAE
         for summary in result.tables.values():
             s = next((x for x in summary if x["row"] == name), None)
             split = T.report_split(summary)
-            cells += [T.cell(s, split, m, T.METRIC_FORMATS[m]) if s else "–" for m in metrics]
+            cells += [T.cell(s, split, m) if s else "–" for m in metrics]
         table.add_row(name, *cells, style="bold" if name == SF else None)
     return table

@@ -7,7 +7,7 @@ import polars as pl
 from rich.table import Table
 
 from sf.data.atomic import atomic_write_text
-from sf.forecast.metrics import POINT_METRICS, seed_summary
+from sf.forecast.metrics import POINT_METRICS, format_metric, metric_label, seed_summary
 
 EVAL_SPLITS = ("val", "test")
 
@@ -64,24 +64,21 @@ def metrics_table(title: str, split: str, lead: list[tuple[str, dict]]) -> Table
     table = Table(title=title)
     for name, options in lead:
         table.add_column(name, **options)
-    for m in METRIC_FORMATS:
-        table.add_column(f"{m}{' (pooled)' if m == 'WAPE' else ''}", justify="right")
+    for m in POINT_METRICS:
+        table.add_column(metric_label(m), justify="right")
     if split != "val":
         table.add_column("val WAPE", justify="right", style="dim")
     table.add_column("s/run", justify="right", style="dim")
     return table
 
 
-def cell(summary_row: dict, split: str, metric: str, fmt: str = "{:.1f}") -> str:
+def cell(summary_row: dict, split: str, metric: str) -> str:
+    """A row's mean on `split`, ± the std over seeds when there are several; '–' where it has none."""
     part = summary_row.get(split)
-    if not part or part["mean"].get(metric) is None or np.isnan(part["mean"][metric]):
+    if not part:
         return "–"
-    mean, std = part["mean"][metric], part["std"][metric]
-    return f"{fmt.format(mean)} ± {fmt.format(std)}" if len(summary_row["seeds"]) > 1 else fmt.format(mean)
-
-
-METRIC_FORMATS = {"MAE": "{:.2f}", "RMSE": "{:.2f}", "R2": "{:.3f}", "AUC": "{:.3f}", "Accuracy": "{:.3f}",
-                  "WAPE": "{:.1f}"}
+    std = part["std"].get(metric) if len(summary_row["seeds"]) > 1 else None
+    return format_metric(metric, part["mean"].get(metric), std)
 
 
 # ---------------------------------------------------------------- plots

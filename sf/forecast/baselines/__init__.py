@@ -6,9 +6,9 @@ split, products and metrics. Importing this package registers them all in BASELI
 
 from __future__ import annotations
 
-from sf.forecast.baselines.base import BASELINES, Baseline, BaselineEntry, register_baseline
+from sf.forecast.baselines.base import BASELINES, Baseline, register_baseline
 
-__all__ = ["BASELINES", "Baseline", "BaselineEntry", "create_baseline", "register_baseline"]
+__all__ = ["BASELINES", "Baseline", "create_baseline", "register_baseline"]
 
 
 def create_baseline(name: str, **params) -> Baseline:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from sf.forecast.inputs import Inputs
-from sf.registry import Registry
+from sf.registry import Entry, Registry
 
 
 class Baseline(Protocol):
@@ -19,14 +18,7 @@ class Baseline(Protocol):
     def predict(self, inp: Inputs) -> np.ndarray: ...
 
 
-@dataclass(frozen=True)
-class BaselineEntry:
-    name: str
-    cls: Callable[..., Baseline]
-    description: str
-
-
-BASELINES: Registry[BaselineEntry] = Registry("baseline", "sf.forecast.baselines", BaselineEntry)
+BASELINES: Registry[Entry] = Registry("baseline", "sf.forecast.baselines")
 
 
 def register_baseline(name: str, description: str):

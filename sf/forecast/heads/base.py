@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
-import torch
 from torch import nn
 
-from sf.registry import Registry
+from sf.registry import Entry, Registry
 
 
 class Head(nn.Module):
     """Built as `cls(in_dim=, hidden=, n_outputs=, dropout=, layers=)`; `forward(x (B, H, in_dim)) ->
     (B, H, n_outputs)`, every step at once. A causal head's output at step t reads only steps <= t."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
 
 @dataclass(frozen=True)
-class HeadEntry:
-    name: str
-    cls: Callable[..., Head]
-    description: str
-    causal: bool  # True: the output at step t reads only steps <= t
+class HeadEntry(Entry):
+    causal: bool = False  # True: the output at step t reads only steps <= t
 
 
 HEADS: Registry[HeadEntry] = Registry("head", "sf.forecast.heads", HeadEntry)

@@ -3,12 +3,13 @@ registers them all in MODELS."""
 
 from __future__ import annotations
 
-from sf.forecast.models.base import MODELS, Dims, ForecastModel, ModelEntry, register_model
+from sf.forecast.models.base import MODELS, Dims, ForecastModel, register_model
+from sf.registry import Entry
 
-__all__ = ["MODELS", "Dims", "ForecastModel", "ModelEntry", "create_model", "model_entry", "register_model"]
+__all__ = ["MODELS", "Dims", "ForecastModel", "create_model", "model_entry", "register_model"]
 
 
-def model_entry(name: str) -> ModelEntry:
+def model_entry(name: str) -> Entry:
     return MODELS.entry(name)
 
 

@@ -17,13 +17,12 @@ tests/test_model_contract.py checks every registered model against this.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import torch
 from torch import nn
 
 from sf.forecast.inputs import Inputs
-from sf.registry import Registry
+from sf.registry import Entry, Registry
 
 
 @dataclass(frozen=True)
@@ -67,22 +66,12 @@ class ForecastModel(nn.Module):
     def reads(self) -> frozenset[str]:
         raise NotImplementedError(f"{type(self).__name__} must declare the batch keys it reads")
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
-
     def representation(self, batch: dict[str, torch.Tensor]):
         """The fused product vector and attention maps (sf.fusion.FusionOutput), or None without a fusion."""
         return None
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    cls: Callable[..., ForecastModel]
-    description: str
-
-
-MODELS: Registry[ModelEntry] = Registry("model", "sf.forecast.models", ModelEntry)
+MODELS: Registry[Entry] = Registry("model", "sf.forecast.models")
 
 
 def register_model(name: str, description: str):
