@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sf.data.atomic import atomic_write_text
-from sf.demo_report import write_report
+from sf.demo_report import DemoOutputs, write_report
 from sf.report import write_report as write_html_report
 from sf.errors import SfError
 from sf.forecast.metrics import point_forecast
@@ -152,52 +152,71 @@ def choose_extractor(s: DemoSettings) -> tuple[str, str, str, str | None]:
 # ---------------------------------------------------------------- the run
 
 
+class _Steps:
+    """The numbered, timed steps of one demo run: a rule before each, a check mark and seconds after."""
+
+    def __init__(self, console: Console) -> None:
+        self.console, self.seconds = console, {}
+
+    def start(self, name: str, title: str) -> None:
+        self.console.rule(f"[bold]{len(self.seconds) + 1}. {title}", align="left")
+        self.seconds[name] = time.perf_counter()
+
+    def done(self, name: str, what: str = "") -> None:
+        self.seconds[name] = time.perf_counter() - self.seconds[name]
+        self.console.print(f"[green]✓[/] {what} ({self.seconds[name]:.1f} s)", highlight=False)
+
+
 def run_demo(s: DemoSettings, console: Console | None = None) -> DemoResult:
     """Every step, timed; returns where everything is. See the module docstring."""
-    from sf.data.demo import DemoConfig, generate
-    from sf.extract import inputs as I
-    from sf.extract import job
-    from sf.extract.tokens import token_strings
-    from sf.forecast.config import TrainConfig
-    from sf.apply.evaluate import EvaluateConfig, evaluate_run
-    from sf.apply.explain import ExplainConfig, explain_product
-    from sf.apply.predict import PredictConfig, predict_new
-    from sf.forecast.checkpoints import load_run
-    from sf.forecast.engine import train_run
-
     s.validate()
     console = console or Console()
-    out = Path(s.out)
-    seconds: dict[str, float] = {}
-    notes: list[str] = []
-    t_all = time.perf_counter()
-
-    def step(name: str, title: str):
-        console.rule(f"[bold]{len(seconds) + 1}. {title}", align="left")
-        seconds[name] = time.perf_counter()
-
-    def done(name: str, what: str = "") -> None:
-        seconds[name] = time.perf_counter() - seconds[name]
-        console.print(f"[green]✓[/] {what} ({seconds[name]:.1f} s)", highlight=False)
-
-    extractor = None
-
-    def extract(ds, like, store):
-        """Stage 1 for predict / evaluate / explain, reusing the models loaded once (fingerprint still checked)."""
-        cfg = job.config_from_attrs(like)
-        report = job.run(I.from_dataset(ds), store, cfg, console, extractor=extractor)
-        job.check_outcome(report, strict=False)
-        return report.out
-
+    out, steps, notes, t_all = Path(s.out), _Steps(console), [], time.perf_counter()
     prepare_out(out)
     data, new, heldout = out / "data", out / "new", out / "heldout"
+    _catalogue(s, steps, data, new, heldout)
+    extracted, extract, extractor_names = _extract(s, steps, out, data, notes)
+    trained, ablation, comparison = _train_and_study(s, steps, out, extracted.out, data, extractor_names[0], notes)
+    predicted, evaluated, explained = _apply(steps, out, new, heldout, extract)
 
-    step("catalogue", "catalogue: generate, hold out the latest releases as new products")
+    steps.start("report", "write the report")
+    steps.seconds["total"] = 0.0  # filled below; listed so the report's timing table has the row
+    report = out / "REPORT.md"
+    paths = {
+        "report": out / "report.html", "report (markdown)": report, "training data": data, "new products": new,
+        "held-out sales": heldout, "feature store": extracted.out, "model": trained.out,
+        "forecasts (new products)": predicted.out, "evaluation": evaluated.out, "explanation": explained.png,
+    }
+    if ablation:
+        paths["ablation"] = ablation.out
+    if comparison:
+        paths["comparison"] = comparison.out
+    html = write_html_report(out)
+    steps.seconds["report"] = time.perf_counter() - steps.seconds["report"]
+    steps.seconds["total"] = time.perf_counter() - t_all
+    outputs = DemoOutputs(extracted, trained, ablation, comparison, predicted, evaluated, explained, extractor_names)
+    write_report(report, s, outputs, steps.seconds, notes)
+    console.print(f"[green]✓[/] reports written ({steps.seconds['report']:.1f} s)")
+    return DemoResult(out=out, report=html, paths=paths, seconds=steps.seconds, notes=notes)
+
+
+def _catalogue(s: DemoSettings, steps: _Steps, data: Path, new: Path, heldout: Path) -> None:
+    from sf.data.demo import DemoConfig, generate
+
+    steps.start("catalogue", "catalogue: generate, hold out the latest releases as new products")
     generate(DemoConfig(out=data, products=s.products, seed=s.seed, image_size=s.image_size), progress=True)
     new_ids = split_catalogue(data, new, heldout, s.new_share)
-    done("catalogue", f"{s.products - len(new_ids)} products with sales in {data}, {len(new_ids)} new ones in {new}")
+    steps.done("catalogue", f"{s.products - len(new_ids)} products with sales in {data}, {len(new_ids)} new ones in {new}")
 
-    step("extract", "extract image and text features once")
+
+def _extract(s: DemoSettings, steps: _Steps, out: Path, data: Path, notes: list[str]):
+    """The store, once; and the stage-1 hook for predict / evaluate / explain, which reuses the models loaded
+    here (the fingerprint is still checked)."""
+    from sf.extract import inputs as I
+    from sf.extract import job
+
+    console = steps.console
+    steps.start("extract", "extract image and text features once")
     backbone, weights, text_encoder, weights_note = choose_extractor(s)
     if weights_note:
         console.print(f"[bold yellow]note:[/] {weights_note}", highlight=False)
@@ -208,71 +227,73 @@ def run_demo(s: DemoSettings, console: Console | None = None) -> DemoResult:
     extractor = job.build_extractor(ecfg)
     extracted = job.run(I.from_dataset(data), store, ecfg, console, extractor=extractor)
     job.check_outcome(extracted, strict=False)
-    done("extract", f"{extracted.rows} products -> {store} ({extracted.rows_per_s:.1f} img/s)")
+    steps.done("extract", f"{extracted.rows} products -> {store} ({extracted.rows_per_s:.1f} img/s)")
 
-    step("train", "train sf's model from the cache (quantile loss: P10 / P50 / P90)")
+    def extract(ds, like, path):
+        report = job.run(I.from_dataset(ds), path, job.config_from_attrs(like), console, extractor=extractor)
+        job.check_outcome(report, strict=False)
+        return report.out
+
+    return extracted, extract, (backbone, weights, text_encoder)
+
+
+def _train_and_study(s: DemoSettings, steps: _Steps, out: Path, store: Path, data: Path, backbone: str,
+                     notes: list[str]):
+    """sf's model (quantile loss), then the small ablation and comparison on the same engine."""
+    from sf.forecast.config import TrainConfig
+    from sf.forecast.engine import train_run
+
+    steps.start("train", "train sf's model from the cache (quantile loss: P10 / P50 / P90)")
     tcfg = TrainConfig(features=store, data=data, out=out / "model", name="demo", epochs=s.epochs, seeds=s.seeds,
                        seed=s.seed, patience=s.patience, loss="quantile", quantiles=QUANTILES)
-    trained = train_run(tcfg, console=console)
-    done("train", f"{len(trained.fits)} seed(s) -> {trained.out}")
-
+    trained = train_run(tcfg, console=steps.console)
+    steps.done("train", f"{len(trained.fits)} seed(s) -> {trained.out}")
     study = TrainConfig(epochs=s.study_epochs, seeds=s.study_seeds, seed=s.seed, patience=s.patience)
     ablation = comparison = None
     if s.ablation:
         from sf.studies.ablate import AblateConfig, run_ablation
 
-        step("ablate", "ablation: fusion x head, and one change at a time")
+        steps.start("ablate", "ablation: fusion x head, and one change at a time")
         alt = "resnet34" if backbone == "resnet18" else "resnet18"
         ablation = run_ablation(AblateConfig(features=store, data=data, backbone=alt, workers=s.workers,
-                                             out=out / "ablation", train=study), console=console)
+                                             out=out / "ablation", train=study), console=steps.console)
         notes += [n for n in ablation.notes if "not found" not in n]
-        done("ablate", f"{len(ablation.summary)} rows -> {ablation.out}")
+        steps.done("ablate", f"{len(ablation.summary)} rows -> {ablation.out}")
     if s.compare:
         from sf.studies.compare import CompareConfig, run_compare
 
-        step("compare", "comparison: baselines and models on the same split")
+        steps.start("compare", "comparison: baselines and models on the same split")
         comparison = run_compare(CompareConfig(data=(data,), features=(store,), models=COMPARE_MODELS,
                                                shuffled_control=True, workers=s.workers, out=out / "compare",
-                                               train=study), console=console)
-        done("compare", f"{sum(len(t) for t in comparison.tables.values())} rows -> {comparison.out}")
+                                               train=study), console=steps.console)
+        steps.done("compare", f"{sum(len(t) for t in comparison.tables.values())} rows -> {comparison.out}")
+    return trained, ablation, comparison
 
-    run = load_run(out / "model")
-    step("predict", "predict the new products (their features extracted with the model's extractor)")
-    predicted = predict_new(PredictConfig(model=out / "model", data=new, out=out / "forecasts_new.csv"),
+
+def _apply(steps: _Steps, out: Path, new: Path, heldout: Path, extract):
+    """The trained model on the new products: forecasts, their evaluation against real sales, one explained."""
+    from sf.apply.evaluate import EvaluateConfig, evaluate_run
+    from sf.apply.explain import ExplainConfig, explain_product
+    from sf.apply.predict import PredictConfig, predict_new
+    from sf.extract.tokens import token_strings
+    from sf.forecast.checkpoints import load_run
+
+    console, model = steps.console, out / "model"
+    run = load_run(model)
+    steps.start("predict", "predict the new products (their features extracted with the model's extractor)")
+    predicted = predict_new(PredictConfig(model=model, data=new, out=out / "forecasts_new.csv"),
                             extract=extract, console=console, run=run)
-    done("predict", f"{len(predicted.inputs)} products x {predicted.inputs.horizon} steps -> {predicted.out}")
-
-    step("evaluate", "evaluate on the held-out products' real sales")
-    evaluated = evaluate_run(EvaluateConfig(model=out / "model", data=heldout, out=out / "evaluate_heldout"),
+    steps.done("predict", f"{len(predicted.inputs)} products x {predicted.inputs.horizon} steps -> {predicted.out}")
+    steps.start("evaluate", "evaluate on the held-out products' real sales")
+    evaluated = evaluate_run(EvaluateConfig(model=model, data=heldout, out=out / "evaluate_heldout"),
                              extract=extract, console=console, run=run)
-    done("evaluate", f"-> {evaluated.out}")
-
-    step("explain", "explain one new product")
+    steps.done("evaluate", f"-> {evaluated.out}")
+    steps.start("explain", "explain one new product")
     pick = _product_to_explain(predicted)
-    explained = explain_product(ExplainConfig(model=out / "model", product=pick, data=new,
-                                              out=out / f"explain_{pick}.png"),
+    explained = explain_product(ExplainConfig(model=model, product=pick, data=new, out=out / f"explain_{pick}.png"),
                                 extract=extract, words_for=token_strings, console=console, run=run)
-    done("explain", f"{pick} -> {explained.png}")
-
-    step("report", "write the report")
-    seconds["total"] = 0.0  # filled below; listed so the report's timing table has the row
-    report = out / "REPORT.md"
-    paths = {
-        "report": out / "report.html", "report (markdown)": report, "training data": data, "new products": new, "held-out sales": heldout, "feature store": store,
-        "model": trained.out, "forecasts (new products)": predicted.out, "evaluation": evaluated.out,
-        "explanation": explained.png,
-    }
-    if ablation:
-        paths["ablation"] = ablation.out
-    if comparison:
-        paths["comparison"] = comparison.out
-    html = write_html_report(out)
-    seconds["report"] = time.perf_counter() - seconds["report"]
-    seconds["total"] = time.perf_counter() - t_all
-    write_report(report, s, extracted, trained, ablation, comparison, predicted, evaluated, explained, seconds,
-                 notes, (backbone, weights, text_encoder))
-    console.print(f"[green]✓[/] reports written ({seconds['report']:.1f} s)")
-    return DemoResult(out=out, report=html, paths=paths, seconds=seconds, notes=notes)
+    steps.done("explain", f"{pick} -> {explained.png}")
+    return predicted, evaluated, explained
 
 
 def _product_to_explain(predicted) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,15 +37,24 @@ def _study_table(summary: list[dict], split: str, label: str = "row") -> str:
     return _md_table([label, f"WAPE ({split}, pooled)", "MAE", "R²", "AUC"], rows)
 
 
-def write_report(path: Path, s, extracted, trained, ablation, comparison, predicted, evaluated,
-                 explained, seconds: dict, notes: list[str], extractor: tuple[str, str, str]) -> Path:
+@dataclass
+class DemoOutputs:
+    """What each demo step produced, for the report."""
+
+    extracted: object  # sf.extract.job's report of the store
+    trained: object  # engine.RunResult
+    ablation: object | None
+    comparison: object | None
+    predicted: object  # apply.predict.PredictResult
+    evaluated: object  # apply.evaluate.EvaluateResult
+    explained: object  # apply.explain.Explanation
+    extractor: tuple[str, str, str]  # backbone, weights, text encoder
+
+
+def write_report(path: Path, s, o: DemoOutputs, seconds: dict, notes: list[str]) -> Path:
+    """REPORT.md beside the demo's outputs (links relative to it), and demo_settings.json."""
     out = path.parent
     rel = lambda p: Path(os.path.relpath(p, out)).as_posix()  # noqa: E731
-    backbone, weights, text_encoder = extractor
-    m = trained.metrics
-    sp = m["split"]
-    ev = evaluated.metrics
-    inp = predicted.inputs
     lines = [
         "# sf demo report",
         "",
@@ -55,71 +64,88 @@ def write_report(path: Path, s, extracted, trained, ablation, comparison, predic
     ]
     if notes:
         lines += [f"> **Note:** {n}" for n in notes] + [""]
-    lines += [
+    lines += _catalogue_and_features(o, out, rel) + _training(o.trained, rel) + _studies(s, o, rel)
+    lines += _new_products(o, out, rel) + _timing_and_commands(s, o, seconds, out)
+    atomic_write_text(path, "\n".join(lines))
+    atomic_write_text(out / "demo_settings.json", _json({**asdict(s), "out": str(s.out)}))
+    return path
+
+
+def _catalogue_and_features(o: DemoOutputs, out: Path, rel) -> list[str]:
+    backbone, weights, text_encoder = o.extractor
+    ex = o.extracted
+    return [
         "## 1. Catalogue",
         "",
         f"A synthetic catalogue whose sales depend on the pictures' colour shade and pattern, on words only the "
         f"descriptions carry and on pre-release trends (rules: [{rel(out / 'data' / 'README.md')}]"
-        f"({rel(out / 'data' / 'README.md')})). The {len(inp)} latest releases were held out as **new products**: "
-        f"`{rel(out / 'new')}` has only their products table and images (what `sf predict` gets), "
+        f"({rel(out / 'data' / 'README.md')})). The {len(o.predicted.inputs)} latest releases were held out as **new "
+        f"products**: `{rel(out / 'new')}` has only their products table and images (what `sf predict` gets), "
         f"`{rel(out / 'heldout')}` also their real sales (what `sf evaluate` scores against).",
         "",
         "## 2. Features (extracted once)",
         "",
         _md_table(["", ""], [
-            ["image backbone", f"{backbone} ({weights} weights), input {extracted.attrs.get('image_size')} px, "
-                               f"grid {extracted.attrs.get('grid_h')}×{extracted.attrs.get('grid_w')} × "
-                               f"{extracted.attrs.get('channels')}"],
-            ["text encoder", f"{text_encoder} ({extracted.attrs.get('text_dim')}-d, up to "
-                             f"{extracted.attrs.get('text_len')} tokens)"],
-            ["rows", f"{extracted.rows}: " + ", ".join(f"{k} {v}" for k, v in extracted.counts.items())],
-            ["speed", f"{extracted.rows_per_s:.1f} products/s (decode → forward → write)"],
-            ["store", f"`{rel(extracted.out)}`"],
+            ["image backbone", f"{backbone} ({weights} weights), input {ex.attrs.get('image_size')} px, "
+                               f"grid {ex.attrs.get('grid_h')}×{ex.attrs.get('grid_w')} × {ex.attrs.get('channels')}"],
+            ["text encoder", f"{text_encoder} ({ex.attrs.get('text_dim')}-d, up to {ex.attrs.get('text_len')} tokens)"],
+            ["rows", f"{ex.rows}: " + ", ".join(f"{k} {v}" for k, v in ex.counts.items())],
+            ["speed", f"{ex.rows_per_s:.1f} products/s (decode → forward → write)"],
+            ["store", f"`{rel(ex.out)}`"],
         ]),
         "",
-        "## 3. Training (sf: bidirectional attention + BiLSTM, quantile loss)",
-        "",
-        f"{sp['kind']} split: train {sp['train']['products']}, validation {sp['val']['products']}, test "
-        f"{sp['test']['products']} products; {len(m['seeds'])} seed(s), metrics in units (mean ± std over seeds), "
-        f"beside the training products' mean sales curve.",
-        "",
     ]
+
+
+def _training(trained, rel) -> list[str]:
+    m = trained.metrics
+    sp = m["split"]
+    lines = ["## 3. Training (sf: bidirectional attention + BiLSTM, quantile loss)", "",
+             f"{sp['kind']} split: train {sp['train']['products']}, validation {sp['val']['products']}, test "
+             f"{sp['test']['products']} products; {len(m['seeds'])} seed(s), metrics in units (mean ± std over "
+             f"seeds), beside the training products' mean sales curve.", ""]
     cols, header = [], ["metric"]
     several = len(m["seeds"]) > 1  # a ± over one seed says nothing
     for split in ("val", "test"):
         if split in m:
             cols += [(m[split]["mean"], m[split]["std"] if several else None), (m[split]["mean_curve"], None)]
             header += [f"{split}: sf", f"{split}: mean curve"]
-    lines += [_md_table(header, _metric_rows(cols)), "",
-              f"![learning curves]({rel(trained.out / 'learning_curves.png')})",
-              f"![validation forecasts]({rel(trained.out / 'forecasts_val.png')})",
-              f"![totals]({rel(trained.out / 'totals.png')})", ""]
-    if ablation:
-        split = T.report_split(ablation.summary)
+    return lines + [_md_table(header, _metric_rows(cols)), "",
+                    f"![learning curves]({rel(trained.out / 'learning_curves.png')})",
+                    f"![validation forecasts]({rel(trained.out / 'forecasts_val.png')})",
+                    f"![totals]({rel(trained.out / 'totals.png')})", ""]
+
+
+def _studies(s, o: DemoOutputs, rel) -> list[str]:
+    lines = []
+    if o.ablation:
+        split = T.report_split(o.ablation.summary)
         lines += ["## 4. Ablation", "",
                   f"Same split and seeds for every row ({s.study_seeds} seed(s), up to {s.study_epochs} epochs each); "
                   f"`concat` = attention removed; text only / image only leave one modality out. The demo "
                   f"extracts one backbone only; `sf ablate` adds a second backbone's rows once its store exists.", "",
-                  _study_table(ablation.summary, split), "",
-                  f"![ablation]({rel(ablation.out / 'ablation.png')})", ""]
-    if comparison:
-        summary = next(iter(comparison.tables.values()))
+                  _study_table(o.ablation.summary, split), "",
+                  f"![ablation]({rel(o.ablation.out / 'ablation.png')})", ""]
+    if o.comparison:
+        summary = next(iter(o.comparison.tables.values()))
         split = T.report_split(summary)
         lines += ["## 5. Comparison", "",
                   "Baselines and models on the same split; `sf (shuffled features)` is sf scored with every "
                   "product's image and text features given to another product — a control that should be worse.", "",
                   _study_table(summary, split, "model"), ""]
-        lines += [f"- {n}" for n in comparison.notes] + ([""] if comparison.notes else [])
-        lines += [f"![comparison]({rel(comparison.out / 'compare.png')})", ""]
-    lines += [
-        "## 6. New products: forecasts",
-        "",
-        f"`sf predict` extracted the new products' features with the model's own backbone, weights, "
-        f"preprocessing and text encoder into `{rel(predicted.store)}`, then forecast "
-        f"{len(inp)} products × {inp.horizon} weeks: `{rel(predicted.out)}` (columns "
-        f"{', '.join(predicted.forecasts.columns)}).",
-        "",
-    ]
+        lines += [f"- {n}" for n in o.comparison.notes] + ([""] if o.comparison.notes else [])
+        lines += [f"![comparison]({rel(o.comparison.out / 'compare.png')})", ""]
+    return lines
+
+
+def _new_products(o: DemoOutputs, out: Path, rel) -> list[str]:
+    predicted, ev, explained = o.predicted, o.evaluated.metrics, o.explained
+    inp = predicted.inputs
+    lines = ["## 6. New products: forecasts", "",
+             f"`sf predict` extracted the new products' features with the model's own backbone, weights, "
+             f"preprocessing and text encoder into `{rel(predicted.store)}`, then forecast "
+             f"{len(inp)} products × {inp.horizon} weeks: `{rel(predicted.out)}` (columns "
+             f"{', '.join(predicted.forecasts.columns)}).", ""]
     point = point_forecast(predicted.yhat, predicted.quantiles)
     actual = dict(pl.read_csv(out / "heldout" / "sales.csv").group_by("product_id").agg(pl.col("units").sum()).iter_rows())
     rows = []
@@ -137,26 +163,28 @@ def write_report(path: Path, s, extracted, trained, ablation, comparison, predic
               _md_table(["metric", "sf (mean ± std over seeds)", "sf (seed ensemble)", "mean curve"],
                         _metric_rows([(ev["mean"], ev["std"] if len(ev["seeds"]) > 1 else None), (ev["ensemble"], None),
                                       (ev["mean_curve"], None)])),
-              "", f"![held-out forecasts]({rel(evaluated.out / 'forecasts.png')})", "",
+              "", f"![held-out forecasts]({rel(o.evaluated.out / 'forecasts.png')})", "",
               f"## 8. Why: `sf explain` for {explained.product_id}", "",
               "Attention over the image's regions and the description's words, the forecast with its P10–P90 band, "
               "and the training products most similar in the model's fused representation, with their real sales.",
               "", f"![explanation]({rel(explained.png)})", ""]
-    lines += [f"- {n}" for n in explained.notes] + ([""] if explained.notes else [])
-    lines += ["## Timing", "", _md_table(["step", "seconds"], [[k, f"{v:.1f}"] for k, v in seconds.items()]), "",
-              "## Rerun any step by hand", "", "```bash",
-              f"sf extract --data {out / 'data'} --backbone {backbone} --weights {weights} "
-              f"--text-encoder {text_encoder}" + (f" --image-size {s.extract_size}" if s.extract_size else "")
-              + f" --out {extracted.out}",
-              f"sf train --features {extracted.out} --data {out / 'data'} --loss quantile --quantiles 0.1,0.5,0.9 "
-              f"--epochs {s.epochs} --seeds {s.seeds} --seed {s.seed} --patience {s.patience} --out {trained.out}",
-              f"sf predict --model {trained.out} --data {out / 'new'}",
-              f"sf evaluate --model {trained.out} --data {out / 'heldout'}",
-              f"sf explain --model {trained.out} --product {explained.product_id} --data {out / 'new'}",
-              "```", ""]
-    atomic_write_text(path, "\n".join(lines))
-    atomic_write_text(out / "demo_settings.json", _json({**asdict(s), "out": str(s.out)}))
-    return path
+    return lines + [f"- {n}" for n in explained.notes] + ([""] if explained.notes else [])
+
+
+def _timing_and_commands(s, o: DemoOutputs, seconds: dict, out: Path) -> list[str]:
+    backbone, weights, text_encoder = o.extractor
+    store, model = o.extracted.out, o.trained.out
+    return ["## Timing", "", _md_table(["step", "seconds"], [[k, f"{v:.1f}"] for k, v in seconds.items()]), "",
+            "## Rerun any step by hand", "", "```bash",
+            f"sf extract --data {out / 'data'} --backbone {backbone} --weights {weights} "
+            f"--text-encoder {text_encoder}" + (f" --image-size {s.extract_size}" if s.extract_size else "")
+            + f" --out {store}",
+            f"sf train --features {store} --data {out / 'data'} --loss quantile --quantiles 0.1,0.5,0.9 "
+            f"--epochs {s.epochs} --seeds {s.seeds} --seed {s.seed} --patience {s.patience} --out {model}",
+            f"sf predict --model {model} --data {out / 'new'}",
+            f"sf evaluate --model {model} --data {out / 'heldout'}",
+            f"sf explain --model {model} --product {o.explained.product_id} --data {out / 'new'}",
+            "```", ""]
 
 
 def _json(d: dict) -> str:

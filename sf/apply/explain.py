@@ -271,24 +271,7 @@ def explain_products(run: LoadedRun, ds: Dataset, feats: Features, train_side: T
     tokens = (_tokens(texts, feats.attrs, words_for, inp.text_mask.shape[1], token_notes)
               if i2t is not None else [[] for _ in texts])
 
-    near: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(0, int), np.zeros(0))] * len(inp)
-    similarity = "none"
-    if train_inp is not None and analogs > 0:
-        # Analogs come from the products the model trained on, never from its validation or test products.
-        train_ids = set(read_split(run_folder(run))["train"])  # as `sf train` split them, not re-derived
-        in_train = np.array([p in train_ids for p in train_inp.product_ids])
-        excluded = ~train_inp.y_mask.any(axis=1) | ~in_train
-        train_ids = np.asarray(train_inp.product_ids)
-        if fused and run.config.fusion not in ("none",):
-            train_fused, _ = fused_and_attention(run, train_inp)
-            query, pool = (lambda i: [f[i] for f in fused]), train_fused
-            similarity = f"cosine similarity of the model's fused vector F (mean over {len(fused)} seed(s))"
-        else:
-            vectors = pooled_vectors(inp)
-            query, pool = (lambda i: [vectors[i]]), [pooled_vectors(train_inp)]
-            similarity = "cosine similarity of the store's pooled image ⊕ text vectors"
-        near = [nearest(query(i), pool, analogs, excluded | (train_ids == pid))
-                for i, pid in enumerate(inp.product_ids)]
+    near, similarity = _analogs(run, inp, fused, train_inp, analogs)
     train_paths = train_ds.image_paths() if train_ds is not None else {}
 
     out = []
@@ -316,6 +299,27 @@ def explain_products(run: LoadedRun, ds: Dataset, feats: Features, train_side: T
             similarity=similarity, notes=notes,
         ))
     return out
+
+
+def _analogs(run: LoadedRun, inp: Inputs, fused: list[np.ndarray], train_inp: Inputs | None, k: int):
+    """Per product, the indices and similarities of its `k` nearest training products, and what the similarity
+    is measured on: the model's fused vector F where it has one, else the store's pooled vectors."""
+    if train_inp is None or k <= 0:
+        return [(np.zeros(0, int), np.zeros(0))] * len(inp), "none"
+    # Analogs come from the products the model trained on, never from its validation or test products.
+    train_ids = set(read_split(run_folder(run))["train"])  # as `sf train` split them, not re-derived
+    in_train = np.array([p in train_ids for p in train_inp.product_ids])
+    excluded = ~train_inp.y_mask.any(axis=1) | ~in_train
+    ids = np.asarray(train_inp.product_ids)
+    if fused and run.config.fusion not in ("none",):
+        train_fused, _ = fused_and_attention(run, train_inp)
+        query, pool = (lambda i: [f[i] for f in fused]), train_fused
+        similarity = f"cosine similarity of the model's fused vector F (mean over {len(fused)} seed(s))"
+    else:
+        vectors = pooled_vectors(inp)
+        query, pool = (lambda i: [vectors[i]]), [pooled_vectors(train_inp)]
+        similarity = "cosine similarity of the store's pooled image ⊕ text vectors"
+    return [nearest(query(i), pool, k, excluded | (ids == pid)) for i, pid in enumerate(inp.product_ids)], similarity
 
 
 def _tokens(texts: list[str], attrs: dict, words_for: WordsFor | None, length: int, notes: list[str]) -> list[list[str]]:

@@ -48,9 +48,16 @@ def draw(exp, path: Path, prep: dict, title: str) -> Path:
     fig = plt.figure(figsize=(max(13, 2.8 * n_an), 8.2))
     rows = fig.add_gridspec(2, 1, height_ratios=(1.25, 1), left=0.04, right=0.98, top=0.86, bottom=0.06, hspace=0.42)
     upper = rows[0].subgridspec(1, 3, width_ratios=(1.1, 1, 1.2), wspace=0.55)
-    lower = rows[1].subgridspec(1, max(n_an, 4), wspace=0.3)
+    _image_panel(fig, fig.add_subplot(upper[0]), exp, prep)
+    _words_panel(fig.add_subplot(upper[1]), exp)
+    _forecast_panel(fig.add_subplot(upper[2]), exp)
+    _analog_panels(fig, rows, n_an, exp, prep)
+    fig.suptitle(f"{title}\nanalogs: {exp.similarity}", fontsize=10)
+    return plots.save(fig, path)
 
-    ax = fig.add_subplot(upper[0])
+
+def _image_panel(fig, ax, exp, prep: dict) -> None:
+    """The image as the store framed it, with the share of word→region attention over its grid."""
     img = framed_image(exp.image, prep) if exp.image is not None and exp.has_image else None
     if img is not None:
         ax.imshow(img)
@@ -70,7 +77,8 @@ def draw(exp, path: Path, prep: dict, title: str) -> Path:
     ax.set_xticks([])
     ax.set_yticks([])
 
-    ax = fig.add_subplot(upper[1])
+
+def _words_panel(ax, exp) -> None:
     if exp.words:
         words = exp.words[::-1]
         ax.barh(range(len(words)), [s for _, s in words], color="C0")
@@ -83,7 +91,8 @@ def draw(exp, path: Path, prep: dict, title: str) -> Path:
     wrapped = exp.text if len(exp.text) < 90 else exp.text[:87] + "..."
     ax.set_title(f"most attended words\n\"{wrapped}\"", fontsize=8)
 
-    ax = fig.add_subplot(upper[2])
+
+def _forecast_panel(ax, exp) -> None:
     steps = np.arange(len(exp.forecast))
     if exp.band is not None:
         ax.fill_between(steps, exp.band[:, 0], exp.band[:, 1], color="C1", alpha=0.25, lw=0,
@@ -96,6 +105,16 @@ def draw(exp, path: Path, prep: dict, title: str) -> Path:
     ax.set(xlabel="step since release", ylabel="units", title="forecast")
     ax.legend(fontsize=8)
 
+
+def _analog_panels(fig, rows, n_an: int, exp, prep: dict) -> None:
+    """One panel per analog: its real sales beside this forecast, on a shared scale, with its thumbnail."""
+    if not exp.analogs:
+        ax = fig.add_subplot(rows[1])
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no analogs (training data or store not at hand)", ha="center", va="center")
+        return
+    lower = rows[1].subgridspec(1, max(n_an, 4), wspace=0.3)
+    steps = np.arange(len(exp.forecast))
     top = max([float(np.max(exp.forecast, initial=0))] + [float(np.max(a.y, initial=0)) for a in exp.analogs])
     for j, a in enumerate(exp.analogs):
         ax = fig.add_subplot(lower[j])
@@ -111,9 +130,3 @@ def draw(exp, path: Path, prep: dict, title: str) -> Path:
             inset.axis("off")
         if j == 0:
             ax.legend(fontsize=7, loc="lower left")
-    if not exp.analogs:
-        ax = fig.add_subplot(rows[1])
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no analogs (training data or store not at hand)", ha="center", va="center")
-    fig.suptitle(f"{title}\nanalogs: {exp.similarity}", fontsize=10)
-    return plots.save(fig, path)

@@ -156,8 +156,27 @@ def collect(folder: str | Path, max_products: int | None = None, device: str = "
     side, more = training_side(run)
     notes += more
     ds, feats = _product_source(run, data, None, side, None, None, notes)
-    splits: dict[str, str] = {}
+    ds, splits, headline, subtitle = _scope(kind, folder, run_dir, metrics, ds)
+    if max_products is not None:
+        ds = _subset(ds, ds.product_ids[:max_products])
+    explanations = explain_products(run, ds, feats, side, token_strings)
+    products = _product_views(explanations, splits, _attributes(ds), _preprocessing(feats.attrs).get("fit", "pad"),
+                              notes)
+    first = explanations[0] if explanations else None
+    return Report(
+        title=f"sf report — {folder.name}", folder=folder, kind=kind, run=run_dir, subtitle=subtitle,
+        headline=headline, ablation=_read_json(folder / "ablation" / "ablation.json") if kind == "demo" else None,
+        compare=_read_json(folder / "compare" / "compare.json") if kind == "demo" else None, products=products,
+        quantiles=tuple(run.quantiles), reference=None if first is None else first.reference,
+        similarity=first.similarity if first else "", notes=notes + [f"metrics: {metrics_file}"],
+    )
+
+
+def _scope(kind: str, folder: Path, run_dir: Path, metrics: dict, ds):
+    """Which products the report shows (a run's validation and test products, or a demo's new ones), the split
+    each is in, the headline metric blocks and the subtitle."""
     if kind == "run":
+        splits: dict[str, str] = {}
         pred = run_dir / "predictions.parquet"
         if pred.is_file():
             frame = pl.read_parquet(pred, columns=["product_id", "split"]).unique().filter(pl.col("split") != "train")
@@ -169,22 +188,26 @@ def collect(folder: str | Path, max_products: int | None = None, device: str = "
         subtitle = (f"run {run_dir.name}: {metrics.get('model', 'sf')} "
                     f"({metrics.get('fusion', '')} + {metrics.get('head', '')}), {len(metrics.get('seeds', []))} seed(s); "
                     f"products: the validation and test products of its {metrics.get('split', {}).get('kind', '')} split")
-    else:
-        splits = {p: "new" for p in ds.product_ids}
-        headline = [{"split": "held-out new products", "products": int(metrics.get("products", 0)),
-                     "rows": _headline_rows(metrics, len(metrics.get("seeds", [])))}]
-        subtitle = (f"sf demo in {folder}: the {metrics.get('products', 0)} latest releases held out as new products, "
-                    f"forecast by {run_dir} and scored against their real sales")
-    if max_products is not None:
-        ds = _subset(ds, ds.product_ids[:max_products])
-    explanations = explain_products(run, ds, feats, side, token_strings)
-    fit = _preprocessing(feats.attrs).get("fit", "pad")
+        return ds, splits, headline, subtitle
+    headline = [{"split": "held-out new products", "products": int(metrics.get("products", 0)),
+                 "rows": _headline_rows(metrics, len(metrics.get("seeds", [])))}]
+    subtitle = (f"sf demo in {folder}: the {metrics.get('products', 0)} latest releases held out as new products, "
+                f"forecast by {run_dir} and scored against their real sales")
+    return ds, {p: "new" for p in ds.product_ids}, headline, subtitle
+
+
+def _attributes(ds) -> dict[str, dict[str, str]]:
+    """Per product, its attribute values (and release date) as text."""
     attr_cols = [c for c in ds.products.columns if c not in ("product_id", "image", "text", "release_date", "split")]
     attrs = {r["product_id"]: {c: ("" if r[c] is None else str(r[c])) for c in attr_cols}
              for r in ds.products.select(["product_id", *attr_cols]).iter_rows(named=True)}
     if "release_date" in ds.products.columns:
         for r in ds.products.select("product_id", "release_date").iter_rows(named=True):
             attrs[r["product_id"]]["release"] = "" if r["release_date"] is None else str(r["release_date"])[:10]
+    return attrs
+
+
+def _product_views(explanations, splits: dict, attrs: dict, fit: str, notes: list[str]) -> list[ProductView]:
     thumbs: dict[str, str | None] = {}
     products = []
     for e in explanations:
@@ -204,14 +227,7 @@ def collect(folder: str | Path, max_products: int | None = None, device: str = "
             band=None if e.band is None else np.asarray(e.band, float), actual=actual, analogs=analogs,
             notes=[n for n in e.notes if n not in notes],
         ))
-    first = explanations[0] if explanations else None
-    return Report(
-        title=f"sf report — {folder.name}", folder=folder, kind=kind, run=run_dir, subtitle=subtitle,
-        headline=headline, ablation=_read_json(folder / "ablation" / "ablation.json") if kind == "demo" else None,
-        compare=_read_json(folder / "compare" / "compare.json") if kind == "demo" else None, products=products,
-        quantiles=tuple(run.quantiles), reference=None if first is None else first.reference,
-        similarity=first.similarity if first else "", notes=notes + [f"metrics: {metrics_file}"],
-    )
+    return products
 
 
 def _subset(ds, ids: list[str]):
