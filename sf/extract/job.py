@@ -27,16 +27,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from sf.cache import schema as S
 from sf.cache.writer import COMPRESSIONS, BackgroundParts, RowBlock, StoreFiles, check_compatible, read_attrs_of
+from sf.device import resolve_device
 from sf.errors import SfError
 from sf.extract import backbones, inputs as I, text as T
 from sf.extract.decode import DECODER_CHOICES, DeviceDecoder, ReadRows, collate_read, resolve_decoder
 from sf.extract.images import DEFAULT_MAX_PIXELS, FITS, BadImage, ImagePrep, load_image
-from sf.device import resolve_device
 from sf.extract.runtime import F16_MAX, ImageFeaturizer, resolve_precision
+from sf.progress import bar
 
 PART_BYTES = 256 * 1024 * 1024
 ENGINES = ("local", "ray")
@@ -309,17 +309,14 @@ def _extract_rows(inputs, hashes, todo, ext: Extractor, files: StoreFiles, attrs
         writer.put(buffer)
         buffer, last = [], time.monotonic()
 
-    progress = Progress(
-        TextColumn("[bold]extract[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>6.1f} rows/s"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-        console=console,
-    )
+    progress = bar(console, "{task.fields[rate]:>6.1f} rows/s", eta=True)
     todo_hashes, todo_index = [hashes[j] for j in todo], [inputs.index[j] for j in todo]
     start = time.perf_counter()
     queue = ImageQueue(ext)
     try:
         with progress:
-            task = progress.add_task(f"{ext.image.spec.name} -> {files.out.name}", total=len(items), rate=0.0)
+            task = progress.add_task(f"[bold]extract[/] {ext.image.spec.name} -> {files.out.name}", total=len(items),
+                                     rate=0.0)
             buffered, done = 0, 0
             workers = _workers(cfg, ext.device, len(items))
             for blocks in featurize(ext, items, todo_hashes, todo_index, [it.image for it in items], workers, queue):

@@ -98,7 +98,7 @@ def local_problem(path) -> BadImage | None:
 
 def extract_rows(inputs, hashes, todo, ext, files: StoreFiles, attrs: dict, console: Console) -> None:
     """The Ray engine's part of `sf.extract.job.run`: every row in `todo` ends in a part file."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from sf.progress import bar
 
     ray = import_ray()
     connect(ray)
@@ -139,11 +139,10 @@ def extract_rows(inputs, hashes, todo, ext, files: StoreFiles, attrs: dict, cons
         num_cpus=pool.cpus,
         num_gpus=pool.gpus,
     )
-    progress = Progress(TextColumn("[bold]extract[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[rate]:>6.1f} rows/s"), TimeElapsedColumn(), console=console)
+    progress = bar(console, "{task.fields[rate]:>6.1f} rows/s")
     start, done = time.perf_counter(), 0
     with progress:
-        task = progress.add_task(f"ray x{pool.actors} -> {files.out.name}", total=len(todo), rate=0.0)
+        task = progress.add_task(f"[bold]extract[/] ray x{pool.actors} -> {files.out.name}", total=len(todo), rate=0.0)
         for row in ds.iter_rows():
             done += int(row["rows"])
             progress.update(task, completed=done, rate=done / max(time.perf_counter() - start, 1e-9))
