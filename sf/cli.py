@@ -257,7 +257,7 @@ def train(
     Example: sf train --features cache/demo_efficientnet_lite0.h5 --data demo_data --fusion biattn --head bilstm
     """
     from sf.forecast.engine import train_run
-    from sf.forecast.report import metrics_table
+    from sf.forecast.run_table import run_table
 
     cfg = O.train_settings(
         config, features=features, data=data, horizon=horizon, model=model, fusion=fusion, head=head, hidden=hidden,
@@ -265,7 +265,7 @@ def train(
         quantiles=quantiles, target=target, seeds=seeds, seed=seed, split=split, observe_max=observe_max,
         no_exog=no_exog, exog_future=exog_future, no_attributes=no_attributes, device=device, name=name, out=out)
     result = train_run(cfg, resume=resume, force=force, console=console)
-    console.print(metrics_table(result.metrics))
+    console.print(run_table(result.metrics))
     console.print(f"run folder: [bold]{result.out}[/] (metrics.json, predictions.parquet, checkpoints/, *.png)")
 
 # ---------------------------------------------------------------- ablate / compare

@@ -13,7 +13,7 @@ from sf.data.contract import load_dataset
 from sf.forecast.batching import TensorInputs
 from sf.forecast.config import TrainConfig
 from sf.forecast.inputs import build_inputs
-from sf.forecast.report import metrics_table
+from sf.forecast.run_table import run_table
 from sf.forecast.fit import fit, predict
 from tests.fakes import make_dataset
 
@@ -60,5 +60,5 @@ def test_tables_say_which_inputs(inp):
     metrics = {"name": "r", "model": "sf", "seeds": [0], "split": {"kind": "time", **{
         s: {"products": 1, "no_image_share": 0.0, "no_text_share": 0.0} for s in ("train", "val", "test")}},
         "val": {"mean": {"WAPE": 50.0}, "std": {}, "mean_curve": {"WAPE": 60.0}}}
-    assert "pre-release inputs" in metrics_table(metrics).title
-    assert "known-future covariates" in metrics_table({**metrics, "exog_future": True}).title
+    assert "pre-release inputs" in run_table(metrics).title
+    assert "known-future covariates" in run_table({**metrics, "exog_future": True}).title

@@ -17,10 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from sf.data.atomic import atomic_write_text
-from sf.data.contract import PERIOD_DAYS, Dataset, load_dataset
+from sf.data.contract import PERIOD_DAYS, SPLITS, Dataset, load_dataset
 
 MAX_EXAMPLES = 5
-SPLIT_ORDER = ("train", "val", "test")
 
 
 @dataclass
@@ -120,7 +119,7 @@ def check_dataset(path: str | Path) -> Summary:
     splits = {}
     if "split" in p.columns:
         counts = dict(p.group_by("split").len().iter_rows())
-        splits = {k: counts[k] for k in SPLIT_ORDER if k in counts}
+        splits = {k: counts[k] for k in SPLITS if k in counts}
     exog = ds.exog
     return Summary(
         path=str(ds.root),

@@ -25,7 +25,7 @@ from sf.errors import SfError, where
 
 PERIOD_DAYS = {"day": 1, "week": 7, "month": 30.4375}
 RESERVED = {"product_id", "image", "text", "release_date", "split"}
-SPLITS = {"train", "val", "test"}
+SPLITS = ("train", "val", "test")  # the products' split column, in this order wherever splits are listed
 DATE_FORMAT = "%Y-%m-%d"
 
 

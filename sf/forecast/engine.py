@@ -26,19 +26,17 @@ import numpy as np
 
 from sf.cache.reader import Features, load_features, read_attrs
 from sf.data.contract import Dataset, load_dataset
+from sf.device import resolve_device
 from sf.errors import SfError
 from sf.forecast import run_folder as RF
 from sf.forecast.baselines.common import masked_mean_curve
 from sf.forecast.checkpoints import save_checkpoint, store_fingerprint
 from sf.forecast.config import TrainConfig
-from sf.device import resolve_device
 from sf.forecast.fit import FitResult, fit, predict
 from sf.forecast.inputs import Inputs, build_inputs, with_training_vocab
 from sf.forecast.metrics import compute_metrics, hit_threshold, seed_summary
-from sf.forecast.splits import SPLITS, describe, make_split, resolve_kind
+from sf.forecast.splits import EVAL_SPLITS, SPLITS, describe, make_split, resolve_kind
 from sf.progress import EpochProgress
-
-EVAL_SPLITS = ("val", "test")
 
 
 # ---------------------------------------------------------------- the data every seed reads

@@ -19,11 +19,11 @@ from torch import nn
 
 from sf.device import resolve_device
 from sf.errors import SfError
-from sf.forecast.models import Dims, create_model, model_entry
 from sf.forecast.batching import TensorInputs, decode_target
 from sf.forecast.config import TrainConfig
 from sf.forecast.inputs import Inputs
 from sf.forecast.losses import Objective
+from sf.forecast.models import Dims, create_model, model_entry
 
 EVAL_BATCH = 256  # the widened image grid of a batch is B x 49 x 2048 floats: keep it small
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from sf.data.contract import SPLITS
 from sf.errors import SfError
 from sf.forecast.inputs import Inputs
 
-SPLITS = ("train", "val", "test")
+EVAL_SPLITS = SPLITS[1:]  # what is scored: validation (where choices are made) and test (reported beside)
 
 
 def make_split(inp: Inputs, kind: str = "auto", seed: int = 0,

@@ -228,7 +228,7 @@ def ablation_table(result: AblationResult) -> Table:
     best = min((s for s in result.summary if s["group"] != "reference" and "val" in s),
                key=lambda s: s["val"]["mean"].get("WAPE", float("inf")), default=None)
     n = max(len(s["seeds"]) for s in result.summary)
-    table = T.metrics_table(f"Ablation — {split} metrics in units, mean ± std over {n} seed(s); "
+    table = T.study_table(f"Ablation — {split} metrics in units, mean ± std over {n} seed(s); "
                             f"{result.split['kind']} split (same for every row); {inputs_label(result.exog_future)}",
                             split, [("row", {})])
     group = None

@@ -250,7 +250,7 @@ def compare_table(result: CompareResult, label: str) -> Table:
     split = T.report_split(summary)
     sp = result.splits[label]
     n = max(len(s["seeds"]) for s in summary)
-    table = T.metrics_table(f"{label}: {split} metrics in units — neural models mean ± std over {n} seed(s), "
+    table = T.study_table(f"{label}: {split} metrics in units — neural models mean ± std over {n} seed(s), "
                             f"baselines deterministic; {sp['kind']} split (same for every row); "
                             f"{inputs_label(result.exog_future)}", split,
                             [("rank", {"justify": "right"}), ("model", {})])

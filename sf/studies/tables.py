@@ -8,8 +8,7 @@ from rich.table import Table
 
 from sf.data.atomic import atomic_write_text
 from sf.forecast.metrics import POINT_METRICS, format_metric, metric_label, seed_summary
-
-EVAL_SPLITS = ("val", "test")
+from sf.forecast.splits import EVAL_SPLITS
 
 
 def summarise(results: list[dict], rows: list[str], data: str | None = None) -> list[dict]:
@@ -58,7 +57,7 @@ def write_csv(df: pl.DataFrame, path) -> None:
     atomic_write_text(path, df.write_csv())
 
 
-def metrics_table(title: str, split: str, lead: list[tuple[str, dict]]) -> Table:
+def study_table(title: str, split: str, lead: list[tuple[str, dict]]) -> Table:
     """The ablation's and the comparison's table: `lead` columns, every metric on `split`, then validation
     WAPE (where the table reports test) and seconds per run. Rows follow `cell()`'s formatting."""
     table = Table(title=title)

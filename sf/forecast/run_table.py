@@ -1,4 +1,4 @@
-"""Terminal summaries of a run's metrics (rich tables)."""
+"""`sf train`'s terminal table: a run's metrics per split beside the mean-curve baseline."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from rich.table import Table
 from sf.forecast.config import inputs_label
 from sf.forecast.metrics import METRIC_FORMATS, format_metric, metric_label
 
-def metrics_table(metrics: dict) -> Table:
+def run_table(metrics: dict) -> Table:
     """One row per metric; per split, the model (mean ± std over seeds) beside the mean-curve baseline."""
     splits = [s for s in ("val", "test") if s in metrics]
     n = len(metrics.get("seeds", []))
