@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sf.cache import schema as S  # noqa: E402
 from sf.cache.reader import load_features  # noqa: E402
-from sf.extract import inputs as I  # noqa: E402
+from sf.extract import sources as I  # noqa: E402
 from sf.extract import job  # noqa: E402
 
 VISUELLE_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "visuelle" / "images"
@@ -43,7 +43,7 @@ def main(argv=None) -> None:
     if not a.images.is_dir():
         raise SystemExit(f"error: {a.images}: no image folder (pass --images DIR of real photos)")
     rows = I.from_images_dir(a.images)
-    rows = I.Inputs(name="decoders", items=rows.items[: a.n], has_text=False)
+    rows = I.Sources(name="decoders", items=rows.items[: a.n], has_text=False)
     cfg = dict(backbone=a.backbone, weights=a.weights, text_encoder="none", batch_size=a.batch_size, device=a.device,
                precision=a.precision, pooled_only=True)
     stores, decoders = {}, {}

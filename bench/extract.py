@@ -26,7 +26,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sf.extract import inputs as I  # noqa: E402
+from sf.extract import sources as I  # noqa: E402
 from sf.extract import job  # noqa: E402
 from sf.extract.runtime import autocast  # noqa: E402
 
@@ -66,7 +66,7 @@ def bare_forward(ext: job.Extractor, n: int, batch: int) -> float:
     return steps * batch / (time.perf_counter() - t)
 
 
-def pipeline(ext: job.Extractor, rows: I.Inputs, cfg: job.ExtractConfig, workdir: Path) -> float:
+def pipeline(ext: job.Extractor, rows: I.Sources, cfg: job.ExtractConfig, workdir: Path) -> float:
     out = workdir / f"bench_{time.time_ns()}.h5"
     report = job.run(rows, out, cfg, Console(stderr=True, quiet=True), extractor=ext)
     out.unlink()
@@ -98,7 +98,7 @@ def main(argv=None) -> None:
         reps = (a.images_count + len(rows.items) - 1) // len(rows.items)
         # Repeat the folder when it has fewer images than asked for (keys made unique).
         items = [I.Item(f"{r}/{it.key}", it.image) for r in range(reps) for it in rows.items][: a.images_count]
-        rows = I.Inputs(name="bench", items=items, has_text=False)
+        rows = I.Sources(name="bench", items=items, has_text=False)
         cfg = job.ExtractConfig(
             backbone=a.backbone, weights=a.weights, text_encoder="none", batch_size=a.batch_size, device=a.device,
             precision=a.precision, workers=a.workers, image_size=a.image_size, checkpoint_seconds=30.0,

@@ -24,7 +24,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sf.cache.writer import row_shapes  # noqa: E402
-from sf.extract import inputs as I  # noqa: E402
+from sf.extract import sources as I  # noqa: E402
 from sf.extract import job  # noqa: E402
 
 VISUELLE_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "visuelle" / "images"
@@ -48,7 +48,7 @@ def main(argv=None) -> None:
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
     rows = I.from_images_dir(a.images)
-    rows = I.Inputs(name="scaling", items=rows.items[: a.n], has_text=False)
+    rows = I.Sources(name="scaling", items=rows.items[: a.n], has_text=False)
     base = dict(backbone=a.backbone, weights=a.weights, text_encoder="none", batch_size=a.batch_size, device="cpu",
                 image_size=a.image_size)
     results, ray_start = [], None

@@ -130,7 +130,7 @@ def extract(
     Example: sf extract --images jd/ --backbone efficientnet_lite0
     """
     from sf.extract import job, report
-    from sf.extract import inputs as I
+    from sf.extract import sources as I
 
     if list_:
         report.print_registries(console)

@@ -212,7 +212,7 @@ def _catalogue(s: DemoSettings, steps: _Steps, data: Path, new: Path, heldout: P
 def _extract(s: DemoSettings, steps: _Steps, out: Path, data: Path, notes: list[str]):
     """The store, once; and the stage-1 hook for predict / evaluate / explain, which reuses the models loaded
     here (the fingerprint is still checked)."""
-    from sf.extract import inputs as I
+    from sf.extract import sources as I
     from sf.extract import job
 
     console = steps.console

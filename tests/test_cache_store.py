@@ -14,7 +14,7 @@ from sf.cache.merge import merge_stores
 from sf.cache.reader import load_features, read_attrs
 from sf.cache.verify import verify_store
 from sf.errors import SfError
-from sf.extract import inputs as I
+from sf.extract import sources as I
 from sf.extract import job
 from tests.test_extract_helpers import assert_same_store, make_dataset, make_images, random_image, store_arrays, tiny_config
 

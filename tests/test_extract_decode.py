@@ -13,7 +13,7 @@ from PIL import Image
 from sf.cache import schema as S
 from sf.cache.reader import load_features
 from sf.extract import decode as D
-from sf.extract import inputs as I
+from sf.extract import sources as I
 from sf.extract import job
 from sf.extract.images import ImagePrep, load_image
 from tests.test_extract_helpers import jpeg_bytes, random_image, tiny_config

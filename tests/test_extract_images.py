@@ -10,7 +10,7 @@ from PIL import Image
 
 from sf.cache.reader import load_features
 from sf.errors import SfError
-from sf.extract import inputs as I
+from sf.extract import sources as I
 from sf.extract import job
 from sf.extract.images import BadImage, ImagePrep, load_image
 from tests.test_extract_helpers import jpeg_bytes, make_images, png_header_only, random_image, tiny_config

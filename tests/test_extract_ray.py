@@ -16,7 +16,7 @@ import pytest
 
 from sf.cache import schema as S
 from sf.cache.reader import read_attrs
-from sf.extract import inputs as I
+from sf.extract import sources as I
 from sf.extract import job
 from sf.extract.ray_engine import Pool, pool_for
 from tests.test_extract_helpers import jpeg_bytes, make_dataset, random_image, store_arrays, tiny_config
@@ -99,7 +99,7 @@ def test_ray_store_equals_the_local_engines(cluster, shop, local_store, tmp_path
 def test_killed_driver_resumes_from_finished_parts(cluster, shop, local_store, tmp_path):
     out = tmp_path / "killed.h5"
     parts = out.with_name(out.name + ".parts")
-    child = ("import sys; from sf.extract import job, inputs as I; from tests.test_extract_helpers import tiny_config; "
+    child = ("import sys; from sf.extract import job, sources as I; from tests.test_extract_helpers import tiny_config; "
              f"job.run(I.from_dataset(sys.argv[1]), sys.argv[2], tiny_config(**{ {**CFG, **RAY}!r}))")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ADDRESS": cluster, "SF_FAILPOINT": "ray-driver-part",
            "OMP_NUM_THREADS": "1"}

@@ -14,7 +14,7 @@ import pytest
 
 from sf.cache.reader import load_features
 from sf.errors import SfError
-from sf.extract import inputs as I
+from sf.extract import sources as I
 from sf.extract import job
 from tests.test_extract_helpers import assert_same_store, make_dataset, tiny_config
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # A part file after every batch (many places to die); EfficientNet-Lite because torchvision takes seconds to import.
 CFG = dict(checkpoint_seconds=0, batch_size=2, backbone="efficientnet_lite0")
 CHILD = (
-    "import sys; from sf.extract import job, inputs as I; from tests.test_extract_helpers import tiny_config; "
+    "import sys; from sf.extract import job, sources as I; from tests.test_extract_helpers import tiny_config; "
     f"job.run(I.from_dataset(sys.argv[1]), sys.argv[2], tiny_config(**{CFG!r}))"
 )
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from sf.cache.reader import read_attrs
-from sf.extract import inputs as I
+from sf.extract import sources as I
 from sf.extract import job
 from sf.extract.runtime import resolve_precision
 from tests.test_extract_helpers import assert_same_store, make_dataset, store_arrays, tiny_config

@@ -32,7 +32,7 @@ from sf.cache import schema as S
 from sf.cache.writer import COMPRESSIONS, BackgroundParts, RowBlock, StoreFiles, check_compatible, read_attrs_of
 from sf.device import resolve_device
 from sf.errors import SfError
-from sf.extract import backbones, inputs as I, text as T
+from sf.extract import backbones, sources as I, text as T
 from sf.extract.decode import DECODER_CHOICES, DeviceDecoder, ReadRows, collate_read, resolve_decoder
 from sf.extract.images import DEFAULT_MAX_PIXELS, FITS, BadImage, ImagePrep, load_image
 from sf.extract.runtime import F16_MAX, ImageFeaturizer, resolve_precision
@@ -251,13 +251,13 @@ class ExtractReport:
         return self.extracted / self.seconds if self.seconds > 0 else 0.0
 
 
-def default_out(inputs: I.Inputs, cfg: ExtractConfig) -> Path:
+def default_out(inputs: I.Sources, cfg: ExtractConfig) -> Path:
     shard = I.parse_shard(cfg.shard)
     suffix = f".shard{shard[0]}of{shard[1]}" if shard else ""
     return Path("cache") / f"{inputs.name}_{cfg.backbone}{suffix}.h5"
 
 
-def run(inputs: I.Inputs, out: str | Path | None, cfg: ExtractConfig, console: Console | None = None,
+def run(inputs: I.Sources, out: str | Path | None, cfg: ExtractConfig, console: Console | None = None,
         extractor: Extractor | None = None) -> ExtractReport:
     """Extract `inputs` into the store `out` (created, resumed or extended); see the module docstring."""
     console = console or Console(stderr=True)
@@ -476,7 +476,7 @@ def _consecutive(take: list[tuple[_Waiting, int]]) -> list[tuple[_Waiting, int, 
     return groups
 
 
-def _report(out: Path, inputs: I.Inputs, extracted: int, seconds: float, random_weights: bool, attrs: dict) -> ExtractReport:
+def _report(out: Path, inputs: I.Sources, extracted: int, seconds: float, random_weights: bool, attrs: dict) -> ExtractReport:
     import h5py
 
     with h5py.File(out, "r") as f:

@@ -170,7 +170,7 @@ class RowsToPart:
         self.meta = ray.get(meta) if isinstance(meta, ray.ObjectRef) else meta
 
     def __call__(self, batch: dict) -> dict:
-        from sf.extract import inputs as I
+        from sf.extract import sources as I
 
         m = self.meta
         pos, sources = [], []

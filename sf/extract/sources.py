@@ -27,7 +27,7 @@ class Item:
 
 
 @dataclass
-class Inputs:
+class Sources:
     name: str  # names the default store: cache/<name>_<backbone>.h5
     items: list[Item]
     has_text: bool
@@ -49,7 +49,7 @@ def keys_sha256(keys: list[str]) -> str:
 # ---------------------------------------------------------------- sources
 
 
-def from_images_dir(root: str | Path) -> Inputs:
+def from_images_dir(root: str | Path) -> Sources:
     """Every image file under `root` (recursively, sorted), keyed by relative path without extension."""
     root = Path(root)
     if not root.is_dir():
@@ -85,10 +85,10 @@ def from_images_dir(root: str | Path) -> Inputs:
     items = [Item(k, p) for k, p in files.items()]
     if not items:
         raise SfError(f"{root}: no image files found (extensions like .jpg, .png, .webp)" + (f"; {notes[0]}" if notes else ""))
-    return Inputs(name=root.resolve().name, items=items, has_text=False, notes=notes)
+    return Sources(name=root.resolve().name, items=items, has_text=False, notes=notes)
 
 
-def from_products_table(table: str | Path, images_dir: str | Path | None = None) -> Inputs:
+def from_products_table(table: str | Path, images_dir: str | Path | None = None) -> Sources:
     """Rows of a products table: product_id, optional image (relative to images_dir) and text."""
     table = Path(table)
     if not table.is_file():
@@ -113,10 +113,10 @@ def from_products_table(table: str | Path, images_dir: str | Path | None = None)
             raise SfError(f"{where(table, row, 'product_id')}: duplicate product_id {pid!r}")
         seen.add(pid)
         items.append(Item(pid, (base / img) if img else None, txt))
-    return Inputs(name=table.stem, items=items, has_text="text" in df.columns)
+    return Sources(name=table.stem, items=items, has_text="text" in df.columns)
 
 
-def from_dataset(data) -> Inputs:
+def from_dataset(data) -> Sources:
     """Rows of a contract dataset (a folder or an already loaded sf.data.contract.Dataset)."""
     from sf.data.contract import Dataset, load_dataset
 
@@ -124,7 +124,7 @@ def from_dataset(data) -> Inputs:
     paths = ds.image_paths()
     texts = dict(ds.products.select("product_id", "text").iter_rows())
     items = [Item(pid, paths[pid], texts.get(pid) or "") for pid in ds.product_ids]
-    return Inputs(name=ds.meta.name, items=items, has_text=True)
+    return Sources(name=ds.meta.name, items=items, has_text=True)
 
 
 # ---------------------------------------------------------------- sharding
@@ -153,12 +153,12 @@ def shard_of(key: str, n: int) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little") % n
 
 
-def take_shard(inputs: Inputs, shard: tuple[int, int] | None) -> Inputs:
+def take_shard(inputs: Sources, shard: tuple[int, int] | None) -> Sources:
     if shard is None:
         return inputs
     i, n = shard
     keep = [j for j, it in enumerate(inputs.items) if shard_of(it.key, n) == i]
-    return Inputs(
+    return Sources(
         name=inputs.name,
         items=[inputs.items[j] for j in keep],
         has_text=inputs.has_text,
