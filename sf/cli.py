@@ -248,7 +248,8 @@ def train(
     name: Optional[str] = typer.Option(None, help="Run name (default: <store>_<model>_<fusion>_<head>)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: runs/<name>)."),
     resume: bool = typer.Option(False, help="Reuse finished seeds' checkpoints in the run folder (same settings and store)."),
-    force: bool = typer.Option(False, help="Replace a run folder made from another feature store."),
+    force: bool = typer.Option(False, help="Replace a run folder made with other settings, data or store."),
+    allow_stale: O.AllowStale = False,
 ) -> None:
     """Train fusion + forecasting head from cached features (no backbone runs) and score it.
 
@@ -264,7 +265,7 @@ def train(
         dropout=dropout, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, loss=loss,
         quantiles=quantiles, target=target, seeds=seeds, seed=seed, split=split, observe_max=observe_max,
         no_exog=no_exog, exog_future=exog_future, no_attributes=no_attributes, device=device, name=name, out=out)
-    result = train_run(cfg, resume=resume, force=force, console=console)
+    result = train_run(cfg, resume=resume, force=force, console=console, allow_stale_features=allow_stale)
     console.print(run_table(result.metrics))
     console.print(f"run folder: [bold]{result.out}[/] (metrics.json, predictions.parquet, checkpoints/, *.png)")
 
@@ -282,6 +283,7 @@ def ablate(
     workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/ablate_<store name>)."),
     train: TrainConfig = None,  # the shared training options (cli_options.study_command)
+    allow_stale: O.AllowStale = False,
 ) -> None:
     """The paper's ablation (Table 4): backbone x fusion {biattn, concat = attention removed} x head {lstm, bilstm}.
 
@@ -292,7 +294,8 @@ def ablate(
     from sf.studies.ablate import AblateConfig, ablation_table, run_ablation
 
     cfg = AblateConfig(features=features, data=data, backbone=backbone, features_alt=features_alt, extras=extras,
-                       workers=workers, out=out, train=train)
+                       workers=workers, out=out, train=train,
+                        allow_stale_features=allow_stale)
     result = run_ablation(cfg, console=err_console)
     console.print(ablation_table(result))
     for note in result.notes:
@@ -311,6 +314,7 @@ def compare(
     workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/compare_<data names>)."),
     train: TrainConfig = None,  # the shared training options (cli_options.study_command)
+    allow_stale: O.AllowStale = False,
 ) -> None:
     """Baselines, GTM-style, Ekambaram-style and sf in one harness (Table 2); several --data give Table 3.
 
@@ -322,7 +326,8 @@ def compare(
 
     names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else DEFAULT_MODELS
     cfg = CompareConfig(data=tuple(data), features=tuple(features or ()), backbone=backbone, models=names,
-                        shuffled_control=shuffled_control, workers=workers, out=out, train=train)
+                        shuffled_control=shuffled_control, workers=workers, out=out, train=train,
+                        allow_stale_features=allow_stale)
     result = run_compare(cfg, console=err_console)
     for label in result.tables:
         console.print(compare_table(result, label))
@@ -362,6 +367,7 @@ def predict(
     observed: Optional[int] = typer.Option(None, "--observed", help="Use at most this many leading weeks of given sales (default: all the model was trained to use)."),
     extract: bool = typer.Option(True, "--extract/--no-extract", help="Extract missing features with the model's backbone and text encoder (--no-extract: the store must hold them)."),
     device: str = typer.Option("cpu", help="cpu | cuda (for the forecasting model; extraction picks its own)."),
+    allow_stale: O.AllowStale = False,
 ) -> None:
     """Forecast products the model has never seen (no sales needed), one row per product and step.
 
@@ -372,7 +378,8 @@ def predict(
     """
     from sf.apply.predict import PredictConfig, predict_new, summary_table
 
-    cfg = PredictConfig(model=model, data=data, out=out, store=store, observed=observed, device=device)
+    cfg = PredictConfig(model=model, data=data, out=out, store=store, observed=observed, device=device,
+                        allow_stale_features=allow_stale)
     result = predict_new(cfg, extract=_extract_like if extract else None, console=err_console)
     console.print(summary_table(result))
     _print_notes(result.notes)
@@ -390,6 +397,7 @@ def evaluate(
     observed: int = typer.Option(0, "--observed", help="Give the first K weeks as inputs and score the later ones."),
     extract: bool = typer.Option(True, "--extract/--no-extract", help="Extract missing features with the model's extractor (--no-extract: the store must hold them)."),
     device: str = typer.Option("cpu", help="cpu | cuda."),
+    allow_stale: O.AllowStale = False,
 ) -> None:
     """Score a trained model on another dataset folder: every metric of `sf train` beside the training mean curve.
 
@@ -399,7 +407,8 @@ def evaluate(
     """
     from sf.apply.evaluate import EvaluateConfig, evaluate_run, evaluate_table
 
-    cfg = EvaluateConfig(model=model, data=data, out=out, store=store, split=split, observed=observed, device=device)
+    cfg = EvaluateConfig(model=model, data=data, out=out, store=store, split=split, observed=observed, device=device,
+                         allow_stale_features=allow_stale)
     result = evaluate_run(cfg, extract=_extract_like if extract else None, console=err_console)
     console.print(evaluate_table(result.metrics))
     _print_notes(result.metrics["notes"])
@@ -416,6 +425,7 @@ def explain(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="PNG to write (default: <run>/explain/<product>.png)."),
     analogs: int = typer.Option(5, help="Nearest training products to show with their real sales."),
     extract: bool = typer.Option(True, "--extract/--no-extract", help="With --data: extract the product's features if the store lacks them."),
+    allow_stale: O.AllowStale = False,
 ) -> None:
     """Explain one product's forecast in a PNG: attention over its image and words, band, analog products.
 
@@ -426,7 +436,8 @@ def explain(
     """
     from sf.apply.explain import ExplainConfig, explain_product
 
-    cfg = ExplainConfig(model=model, product=product, data=data, store=store, out=out, analogs=analogs)
+    cfg = ExplainConfig(model=model, product=product, data=data, store=store, out=out, analogs=analogs,
+                        allow_stale_features=allow_stale)
     exp = explain_product(cfg, extract=_extract_like if extract else None, words_for=_token_strings,
                           console=err_console)
     words = ", ".join(f"{w} {100 * s:.0f}%" for w, s in exp.words[:5]) or "–"

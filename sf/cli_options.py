@@ -39,6 +39,8 @@ Loss = Annotated[Optional[str], typer.Option(help=f"{' | '.join(LOSSES)} (defaul
 Quantiles = Annotated[Optional[str], typer.Option(help="With --loss quantile, e.g. 0.1,0.5,0.9.")]
 Target = Annotated[Optional[str], typer.Option(
     help=f"log: fit log(1 + units/mean) | scaled: units/mean (default: {D.target}).")]
+AllowStale = Annotated[bool, typer.Option(
+    "--allow-stale-features", help="Use features even where the image/text changed since extraction (checked by content hash).")]
 Seeds = Annotated[Optional[int], typer.Option(help=f"Seeds per model, averaged (default: {D.seeds}).")]
 Seed = Annotated[Optional[int], typer.Option(help=f"First seed (default: {D.seed}).")]
 Split = Annotated[Optional[str], typer.Option(

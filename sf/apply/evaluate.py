@@ -45,6 +45,7 @@ class EvaluateConfig:
     split: str | None = None  # score only products whose `split` column has this value
     observed: int = 0  # weeks of sales given as inputs; only later steps are scored
     device: str = "cpu"
+    allow_stale_features: bool = False  # use features whose image/text changed since extraction
 
 
 @dataclass
@@ -102,7 +103,8 @@ def evaluate_run(cfg: EvaluateConfig, extract: Extract | None = None, console=No
         raise SfError(f"{cfg.data}: no products with sales" + (f" in split {cfg.split!r}" if cfg.split else ""))
     ref = training_reference(run)
     feats = resolve_features(run, ds, cfg.store, extract, console)
-    inp = build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab)
+    inp = build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab,
+                       check_content=not cfg.allow_stale_features)
     k = cfg.observed
     scored = inp.y_mask.copy()
     scored[:, :k] = False

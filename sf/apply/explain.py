@@ -56,6 +56,7 @@ class ExplainConfig:
     analogs: int = 5
     top_words: int = 8
     device: str = "cpu"
+    allow_stale_features: bool = False  # use features whose image/text changed since extraction
 
 
 @dataclass
@@ -176,7 +177,8 @@ def _one_product(ds: Dataset, product: str) -> Dataset:
     return replace(ds, products=ds.products.filter(pl.col("product_id") == product))
 
 
-def _training_side(run: LoadedRun, notes: list[str]) -> tuple[Dataset | None, Features | None, Inputs | None]:
+def _training_side(run: LoadedRun, notes: list[str],
+                   check_content: bool = True) -> tuple[Dataset | None, Features | None, Inputs | None]:
     data, store = training_data(run), training_store(run)
     if data is None or store is None:
         notes.append(f"training data or store not at hand ({run.config.data}, {run.config.features}): no analogs")
@@ -184,7 +186,8 @@ def _training_side(run: LoadedRun, notes: list[str]) -> tuple[Dataset | None, Fe
     feats = load_features(store)
     check_fingerprint(run, feats.attrs)
     ds = load_dataset(data)
-    return ds, feats, build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab)
+    return ds, feats, build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab,
+                                   check_content=check_content)
 
 
 def _reference_curve(run: LoadedRun, notes: list[str]) -> np.ndarray | None:
@@ -203,10 +206,12 @@ def explain_product(cfg: ExplainConfig, extract: Extract | None = None, words_fo
     """Attention, forecast and analogs of `cfg.product`; writes the PNG and its JSON."""
     run = run or load_run(cfg.model, cfg.device)
     notes: list[str] = []
-    train_side = _training_side(run, notes)
+    check = not cfg.allow_stale_features
+    train_side = _training_side(run, notes, check)
     ds, feats = _product_source(run, cfg.data, cfg.store, train_side, extract, console, notes)
     ds = _one_product(ds, cfg.product)
-    exp = explain_products(run, ds, feats, train_side, words_for, analogs=cfg.analogs, top_words=cfg.top_words)[0]
+    exp = explain_products(run, ds, feats, train_side, words_for, analogs=cfg.analogs, top_words=cfg.top_words,
+                           check_content=check)[0]
     exp.notes[:0] = notes
     out = Path(cfg.out) if cfg.out is not None else run_folder(run) / "explain" / f"{_safe(cfg.product)}.png"
     exp.png = draw(exp, out, _preprocessing(feats.attrs), title=f"{cfg.product} — {run_folder(run).name}")
@@ -242,11 +247,13 @@ def _product_source(run: LoadedRun, data: Path | None, store: Path | None, train
 
 
 def explain_products(run: LoadedRun, ds: Dataset, feats: Features, train_side: TrainingSide,
-                     words_for: WordsFor | None = None, analogs: int = 5, top_words: int = 8) -> list[Explanation]:
+                     words_for: WordsFor | None = None, analogs: int = 5, top_words: int = 8,
+                     check_content: bool = True) -> list[Explanation]:
     """Attention, forecast and analogs of every product in `ds` (in its order), computed in batches: what
     `sf explain` shows for one product and `sf report` for all of them. Nothing is written."""
     train_ds, _, train_inp = train_side
-    inp = build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab)
+    inp = build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab,
+                       check_content=check_content)
     texts = [t or "" for t in ds.products["text"].to_list()]
     image_paths = ds.image_paths()
     q = tuple(run.quantiles)

@@ -38,6 +38,7 @@ class PredictConfig:
     store: Path | None = None  # feature store of the new products; default <run>/features_new.h5
     observed: int | None = None  # most leading weeks of given sales to use; None: as many as the model can
     device: str = "cpu"
+    allow_stale_features: bool = False  # use features whose image/text changed since extraction
 
 
 @dataclass
@@ -123,7 +124,8 @@ def predict_new(cfg: PredictConfig, extract: Extract | None = None, console=None
     feats = resolve_features(run, ds, cfg.store, extract, console)
     if note := precision_note(run, feats.attrs, feats.path):
         notes.append(note)
-    inp = build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab)
+    inp = build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab,
+                       check_content=not cfg.allow_stale_features)
     observed = observed_weeks(run, inp, cfg.observed, notes)
     yhat = forecast(run, inp, observed)
     frame = forecast_frame(inp, yhat, run.quantiles, observed, ds.meta.period)

@@ -24,6 +24,7 @@ class Features:
     text_tokens: np.ndarray | None  # (N, L, D) float16
     text_mask: np.ndarray | None  # (N, L) bool
     text_pooled: np.ndarray | None  # (N, D) float16
+    content_hash: np.ndarray | None = None  # (N,) str: sha256 of the image bytes + text each row was made from
 
     @property
     def fingerprint(self) -> str:
@@ -97,4 +98,5 @@ def load_features(path: str | Path, allow_incomplete: bool = False) -> Features:
             text_tokens=opt(S.TEXT_TOKENS),
             text_mask=opt(S.TEXT_MASK, bool),
             text_pooled=opt(S.TEXT_POOLED),
+            content_hash=_strings(f[S.CONTENT_HASH]) if S.CONTENT_HASH in f else None,
         )

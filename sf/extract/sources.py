@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
+from sf.cache.content import content_hashes as _content_hashes
 from sf.errors import SfError, where
 from sf.extract.images import image_extensions
 
@@ -171,25 +171,6 @@ def take_shard(inputs: Sources, shard: tuple[int, int] | None) -> Sources:
 # ---------------------------------------------------------------- content hashes
 
 
-def content_hash(item: Item) -> str:
-    """sha256 of the image file's bytes and the description: what decides 'already extracted'."""
-    h = hashlib.sha256()
-    if item.image is None:
-        h.update(b"image:none")
-    else:
-        try:
-            with open(item.image, "rb") as fh:
-                h.update(b"image:")
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-        except OSError as e:
-            # A missing or unreadable file hashes to its error, so fixing the file changes the hash.
-            h.update(f"image-error:{type(e).__name__}".encode())
-    h.update(b"\0text:")
-    h.update((item.text or "").encode())
-    return h.hexdigest()
-
-
-def content_hashes(items: list[Item], threads: int = 8) -> list[str]:
-    with ThreadPoolExecutor(max_workers=threads) as pool:  # hashlib and file reads release the GIL
-        return list(pool.map(content_hash, items, chunksize=64))
+def content_hashes(items: list[Item]) -> list[str]:
+    """One sha256 per item over its image bytes and text (sf.cache.content: stage 2 recomputes the same)."""
+    return _content_hashes([(it.image, it.text) for it in items])

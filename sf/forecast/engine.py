@@ -72,24 +72,27 @@ def split_id(parts: dict[str, Inputs]) -> str:
     return h.hexdigest()[:16]
 
 
-def load_inputs(cfg: TrainConfig, features: Features | None = None, dataset: Dataset | None = None) -> tuple[Inputs, dict]:
-    """Join the store (read once into memory unless given) with the dataset; returns (inputs, store attributes)."""
+def load_inputs(cfg: TrainConfig, features: Features | None = None, dataset: Dataset | None = None,
+                check_content: bool = True) -> tuple[Inputs, dict]:
+    """Join the store (read once into memory unless given) with the dataset; returns (inputs, store attributes).
+
+    `check_content=False` uses features whose image/text changed since extraction (sf.forecast.freshness)."""
     if features is None or dataset is None:
         if cfg.features is None or cfg.data is None:
             raise SfError("sf train needs --features (a store from `sf extract`) and --data (the dataset folder)")
     features = features if features is not None else load_features(cfg.features)
     dataset = dataset if dataset is not None else load_dataset(cfg.data)
-    return build_inputs(dataset, features, horizon=cfg.horizon), features.attrs
+    return build_inputs(dataset, features, horizon=cfg.horizon, check_content=check_content), features.attrs
 
 
 def prepare(cfg: TrainConfig, features: Features | None = None, dataset: Dataset | None = None,
             split: dict[str, list[str]] | None = None, inputs: Inputs | None = None, store_attrs: dict | None = None,
-            label: str = "") -> Prepared:
+            label: str = "", check_content: bool = True) -> Prepared:
     """Split the products by `cfg.split` (or put them where `split`, product ids per part, says) and keep the parts.
 
     Pass `inputs` + `store_attrs` when the store is already joined with the dataset (one read for many runs)."""
     if inputs is None:
-        inputs, store_attrs = load_inputs(cfg, features, dataset)
+        inputs, store_attrs = load_inputs(cfg, features, dataset, check_content)
     kind = resolve_kind(inputs, cfg.split)
     rows = make_split(inputs, kind, seed=cfg.split_seed, fractions=cfg.fractions) if split is None \
         else _rows_of(inputs, split)
@@ -196,7 +199,7 @@ class RunResult:
 
 
 def train_run(cfg: TrainConfig, resume: bool = False, force: bool = False, console=None, progress: bool = True,
-              prepared: Prepared | None = None, make_plots: bool = True) -> RunResult:
+              prepared: Prepared | None = None, make_plots: bool = True, allow_stale_features: bool = False) -> RunResult:
     """The whole `sf train`: read and split (or reuse `prepared`), one fit per seed, scores, run folder.
 
     The split comes from the run folder's split.parquet on --resume, so reused seeds and new ones share it."""
@@ -207,7 +210,7 @@ def train_run(cfg: TrainConfig, resume: bool = False, force: bool = False, conso
         if cfg.features is not None:  # refuse a mismatched run folder before the long read
             RF.check_out_dir(out, store_fingerprint(read_attrs(cfg.features)), force)
         saved = RF.read_split(out) if resume and RF.has_split(out) else None
-        prepared = prepare(cfg, split=saved)
+        prepared = prepare(cfg, split=saved, check_content=not allow_stale_features)
     RF.check_out_dir(out, prepared.store, force)
     RF.start(out, cfg, prepared, resume)
     seeds: list[SeedResult] = []

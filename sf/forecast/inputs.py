@@ -12,6 +12,7 @@ import numpy as np
 
 from sf.cache.reader import Features
 from sf.data.contract import PERIOD_DAYS, Dataset, exog_window
+from sf.forecast.freshness import check_fresh
 
 CALENDAR_FEATURES = ("woy_sin", "woy_cos", "step_frac", "has_release_date")
 
@@ -116,14 +117,18 @@ def build_inputs(
     horizon: int | None = None,
     product_ids: list[str] | None = None,
     attribute_vocab: dict[str, list[str]] | None = None,
+    check_content: bool = True,
 ) -> Inputs:
     """Join the store and the dataset for `product_ids` (default: every product in the dataset).
 
     Pass the training run's `attribute_vocab` when building inputs for new products, so codes match.
+    `check_content=False` skips refusing features whose image/text changed since extraction (sf.forecast.freshness).
     """
     ids = ds.product_ids if product_ids is None else list(product_ids)
     h = horizon if horizon is not None else ds.max_horizon()
     rows = feats.rows(ids)
+    if check_content:
+        check_fresh(feats, ds, ids, rows)
     n = len(ids)
 
     grid = feats.image_grid[rows] if feats.image_grid is not None else feats.image_pooled[rows][:, None, :]

@@ -55,6 +55,7 @@ class AblateConfig:
     workers: int = 0  # 0: one process per core
     out: Path | None = None  # default runs/ablate_<main store name>
     train: TrainConfig = field(default_factory=TrainConfig)
+    allow_stale_features: bool = False  # use features whose image/text changed since extraction
 
     def to_dict(self) -> dict:
         return plain(self)
@@ -149,14 +150,15 @@ def _prepare_stores(cfg: AblateConfig, train_cfg: TrainConfig, main: str, alt_pa
     """Both stores read once and split once: the split is made on the main store and applied by product to
     the other, so every row sees the same products in the same parts."""
     ds = load_dataset(cfg.data)
-    first = engine.prepare(train_cfg, load_features(cfg.features), ds, label=main)
+    check = not cfg.allow_stale_features
+    first = engine.prepare(train_cfg, load_features(cfg.features), ds, label=main, check_content=check)
     shared = {main: first}
     stores = {main: _store_info(read_attrs(cfg.features), cfg.features)}
     alt = None
     if alt_path is not None:
         feats = load_features(alt_path)
         alt = str(feats.attrs.get("backbone") or cfg.backbone)
-        shared[alt] = engine.prepare(train_cfg, feats, ds, split=first.product_split, label=alt)
+        shared[alt] = engine.prepare(train_cfg, feats, ds, split=first.product_split, label=alt, check_content=check)
         stores[alt] = _store_info(feats.attrs, alt_path)
     return shared, stores, alt
 

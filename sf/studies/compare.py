@@ -88,6 +88,7 @@ class CompareConfig:
     workers: int = 0  # 0: one process per core
     out: Path | None = None  # default runs/compare_<dataset names>
     train: TrainConfig = field(default_factory=TrainConfig)
+    allow_stale_features: bool = False  # use features whose image/text changed since extraction
 
     def to_dict(self) -> dict:
         return plain(self)
@@ -144,7 +145,8 @@ def run_compare(cfg: CompareConfig, console: Console | None = None, progress: bo
     shared, stores = {}, {}
     for label, (data, store) in zip(labels, pairs):
         feats = load_features(store)
-        shared[label] = engine.prepare(train_cfg, feats, load_dataset(data), label=label)
+        shared[label] = engine.prepare(train_cfg, feats, load_dataset(data), label=label,
+                                       check_content=not cfg.allow_stale_features)
         info = {"path": str(store), "backbone": feats.attrs.get("backbone"), "fingerprint": feats.fingerprint}
         stores[label] = {k: str(v) for k, v in info.items()}
         del feats
