@@ -187,16 +187,16 @@ def cache_info(
 
 @cache_app.command("verify")
 def cache_verify(store: Path = typer.Argument(..., help="Feature store (.h5).")) -> None:
-    """Read every chunk and check its checksum; exit non-zero if anything is corrupt.
+    """Read every chunk and check its checksum; one line: ok, incomplete or damaged (exit 2).
 
     Example: sf cache verify cache/visuelle_resnet101.h5
     """
-    from sf.cache.verify import print_result, verify_store
+    from sf.cache.verify import verify_store
 
     result = verify_store(store)
-    print_result(result, console)
     if not result.ok:
-        raise SfError(f"{store}: {len(result.failures)} problem(s) found; re-extract the affected rows (delete the store and rerun `sf extract`)")
+        raise SfError(result.summary())
+    console.print(result.summary(), highlight=False, soft_wrap=True)
 
 
 @cache_app.command("merge")

@@ -14,12 +14,15 @@ import numpy as np
 import polars as pl
 
 from sf.cache import schema as S
+from sf.cache.content import content_hashes
 
 
 def write_store(path: Path, keys: list[str], image: np.ndarray, text: np.ndarray, has_image=None,
-                backbone: str = "fake", grid: int = 4, text_len: int = 5, precision: str = "fp32") -> Path:
+                backbone: str = "fake", grid: int = 4, text_len: int = 5, precision: str = "fp32",
+                content_hashes: list[str] | None = None) -> Path:
     """image: (N, C) latent per product; text: (N, D). The grid/tokens are noisy copies of them.
-    `precision`: what the store says it was extracted in (not part of the fingerprint)."""
+    `precision`: what the store says it was extracted in (not part of the fingerprint).
+    `content_hashes`: what each row was "made from" (default: the key, which matches no dataset)."""
     rng = np.random.default_rng(0)
     n, c = image.shape
     d = text.shape[1]
@@ -41,7 +44,7 @@ def write_store(path: Path, keys: list[str], image: np.ndarray, text: np.ndarray
     with h5py.File(path, "w") as f:
         str_dt = h5py.string_dtype()
         f.create_dataset(S.KEYS, data=np.array(keys, dtype=object), dtype=str_dt)
-        f.create_dataset(S.CONTENT_HASH, data=np.array(keys, dtype=object), dtype=str_dt)
+        f.create_dataset(S.CONTENT_HASH, data=np.array(content_hashes or keys, dtype=object), dtype=str_dt)
         f.create_dataset(S.STATUS, data=np.array(["ok" if h else "no_image" for h in has_image], dtype=object), dtype=str_dt)
         f.create_dataset(S.REASON, data=np.array([""] * n, dtype=object), dtype=str_dt)
         f.create_dataset(S.IMAGE_POOLED, data=(grid_arr.mean(1)).astype(np.float16))
@@ -51,6 +54,21 @@ def write_store(path: Path, keys: list[str], image: np.ndarray, text: np.ndarray
         f.create_dataset(S.TEXT_POOLED, data=text.astype(np.float16))
         f.attrs.update(attrs)
     return path
+
+
+def dataset_hashes(ds) -> list[str]:
+    """The content hash `sf extract` would store for each product of a loaded Dataset, in product order."""
+    images = Path(ds.root) / "images"
+    rows = ds.products.select("image", "text").iter_rows()
+    return content_hashes([((images / img) if img else None, text or "") for img, text in rows])
+
+
+def refresh_hashes(root: Path, store: Path) -> None:
+    """After a test changes a dataset's files: record what the store's rows are now "made from"."""
+    from sf.data.contract import load_dataset
+
+    with h5py.File(store, "r+") as f:
+        f[S.CONTENT_HASH][...] = np.array(dataset_hashes(load_dataset(root)), dtype=object)
 
 
 def make_dataset(root: Path, n: int = 120, horizon: int = 8, seed: int = 0, c: int = 16, d: int = 12):
@@ -77,5 +95,7 @@ def make_dataset(root: Path, n: int = 120, horizon: int = 8, seed: int = 0, c: i
     pl.DataFrame({"date": [str(x) for x in dates], "a": rng.uniform(0, 100, 220), "b": rng.uniform(0, 100, 220),
                   "c": rng.uniform(0, 100, 220)}).write_csv(root / "exog.csv")
     (root / "dataset.toml").write_text('name = "fake"\nperiod = "week"\nexog_link = ["category"]\nexog_lookback = 8\n')
-    store = write_store(root / "store.h5", keys, image, text)
+    # The rows' content hashes are those of this dataset's (absent) image files and texts, as `sf extract` would store.
+    hashes = content_hashes([(root / "images" / f"{k}.png", f"item {k}") for k in keys])
+    store = write_store(root / "store.h5", keys, image, text, content_hashes=hashes)
     return root, store

@@ -17,7 +17,7 @@ from sf.forecast.config import TrainConfig
 from sf.forecast.engine import split_id
 from sf.forecast.inputs import build_inputs
 from sf.forecast.splits import make_split
-from tests.fakes import make_dataset, write_store
+from tests.fakes import dataset_hashes, make_dataset, write_store
 
 FAST = TrainConfig(epochs=2, seeds=2, patience=2)
 
@@ -28,7 +28,8 @@ def fake(tmp_path_factory):
     keys = pl.read_csv(root / "products.csv")["product_id"].to_list()
     rng = np.random.default_rng(5)
     alt = write_store(root / "store_small.h5", keys, rng.standard_normal((120, 8)).astype(np.float32),
-                      rng.standard_normal((120, 12)).astype(np.float32), backbone="small")
+                      rng.standard_normal((120, 12)).astype(np.float32), backbone="small",
+                      content_hashes=dataset_hashes(load_dataset(root)))
     return root, store, alt
 
 

@@ -123,9 +123,10 @@ def test_verify_passes_then_catches_a_flipped_byte(base_store, tmp_path, cli):
     data[info.byte_offset + 100] ^= 0xFF
     out.write_bytes(bytes(data))
     res = verify_store(out)
-    assert not res.ok and res.failures[0][0] == "/" + S.IMAGE_GRID and "checksum" in res.failures[0][2]
+    assert not res.ok and res.failures[0][0] == S.IMAGE_GRID and "checksum" in res.failures[0][2]
     code, stdout, stderr = cli("cache", "verify", out)
-    assert code == 2 and "problem" in stderr and "image/grid" in stdout
+    assert code == 2 and stdout == "" and stderr.count("\n") == 1
+    assert "damaged" in stderr and "image/grid rows 0..13" in stderr and "checksum" in stderr
 
 
 def test_verify_catches_changed_strings(base_store, tmp_path):

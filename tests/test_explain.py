@@ -17,7 +17,7 @@ from sf.errors import SfError
 from sf.forecast.config import TrainConfig
 from sf.apply.explain import ExplainConfig, explain_product, region_weights, word_weights
 from sf.forecast.engine import train_run
-from tests.fakes import make_dataset
+from tests.fakes import make_dataset, refresh_hashes
 
 H = 6
 
@@ -32,6 +32,7 @@ def trained(tmp_path_factory):
     root, store = make_dataset(base / "train", n=80, horizon=H)
     (root / "images").mkdir()
     Image.new("RGB", (40, 24), (200, 30, 30)).save(root / "images" / "p0003.png")  # one real picture
+    refresh_hashes(root, store)
     cfg = TrainConfig(features=store, data=root, out=base / "run", epochs=3, seeds=2, hidden=8, patience=3,
                       loss="quantile", quantiles=(0.1, 0.5, 0.9))
     train_run(cfg, progress=False)
@@ -101,14 +102,17 @@ def test_a_twin_of_a_training_product_finds_it_first(trained, tmp_path):
                   "release_date": ["2022-03-07", "2022-03-07"], "category": ["a", "b"]}).write_csv(new / "products.csv")
     new_store = _copy_rows(store, tmp_path / "new.h5", [row, 12], ["twin", "blind"], [True, False])
 
-    exp = explain_product(ExplainConfig(model=run, product="twin", data=new, store=new_store, out=tmp_path / "t.png"),
-                          words_for=split_words)
+    # The twin's features are copied from another product's row on purpose: the content check must be overridden.
+    with pytest.raises(SfError, match="not made from the image/text"):
+        explain_product(ExplainConfig(model=run, product="twin", data=new, store=new_store, out=tmp_path / "t.png"))
+    exp = explain_product(ExplainConfig(model=run, product="twin", data=new, store=new_store, out=tmp_path / "t.png",
+                                        allow_stale_features=True), words_for=split_words)
     assert exp.analogs[0].product_id == keys[row]
     assert exp.analogs[0].similarity == pytest.approx(1.0, abs=1e-4)
     assert exp.actual is None  # a new product: no sales to show
 
-    blind = explain_product(ExplainConfig(model=run, product="blind", data=new, store=new_store, out=tmp_path / "b.png"),
-                            words_for=split_words)
+    blind = explain_product(ExplainConfig(model=run, product="blind", data=new, store=new_store, out=tmp_path / "b.png",
+                                          allow_stale_features=True), words_for=split_words)
     assert blind.regions is None and not blind.has_image
     assert any("no image" in n for n in blind.notes)
     assert np.isfinite(blind.forecast).all() and blind.png.exists()

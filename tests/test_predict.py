@@ -13,7 +13,7 @@ from sf.errors import SfError
 from sf.forecast.config import TrainConfig
 from sf.apply.predict import PredictConfig, leading_observed, predict_new, quantile_column
 from sf.forecast.engine import train_run
-from tests.fakes import make_dataset, write_store
+from tests.fakes import dataset_hashes, make_dataset, write_store
 
 H = 6
 N_NEW = 10
@@ -64,7 +64,8 @@ class FakeExtract:
         keys = ds.product_ids
         has_image = np.array([bool(x) for x in ds.products["image"].to_list()])
         write_store(out, keys, rng.standard_normal((len(keys), 16)), rng.standard_normal((len(keys), 12)),
-                    has_image=has_image, backbone=self.backbone, precision=self.precision)
+                    has_image=has_image, backbone=self.backbone, precision=self.precision,
+                    content_hashes=dataset_hashes(ds))
         return out
 
 

@@ -171,7 +171,8 @@ def test_another_store_is_refused_with_what_differs(fake, tmp_path, cli):
     train_run(cfg, progress=False, make_plots=False)
     f = load_features(store)
     other = write_store(tmp_path / "other.h5", f.keys, f.image_pooled.astype(np.float32),
-                        f.text_pooled.astype(np.float32), backbone="fake_resnet18")
+                        f.text_pooled.astype(np.float32), backbone="fake_resnet18",
+                        content_hashes=list(f.content_hash))
     code, _, err = cli("train", "--features", other, "--data", root, "--seeds", "1", "--epochs", "1",
                        "--out", tmp_path / "r", "--resume")
     assert code == 2

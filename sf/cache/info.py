@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sf.cache import schema as S
+from sf.cache.damage import reading
 from sf.cache.reader import read_attrs
 from sf.cache.writer import StoreFiles
 
@@ -24,7 +25,7 @@ SHOWN = (
 def store_info(path: str | Path) -> dict:
     path = Path(path)
     attrs = read_attrs(path)
-    with h5py.File(path, "r") as f:
+    with reading(path), h5py.File(path, "r") as f:
         status = f[S.STATUS].asstr()[()]
         datasets = {}
         f.visititems(lambda name, obj: datasets.__setitem__(name, [list(obj.shape), str(obj.dtype)]) if isinstance(obj, h5py.Dataset) else None)

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 
 from sf.cache import schema as S
+from sf.cache.damage import probe, reading, refuse_damage
 from sf.errors import SfError
 
 
@@ -52,20 +53,19 @@ class Features:
         return np.array([index[k] for k in keys], dtype=np.int64)
 
 
-def read_attrs(path: str | Path) -> dict:
+def read_attrs(path: str | Path, check: bool = True) -> dict:
+    """A store's attributes, after checking (in a crash-proof child, once per file) that its metadata,
+    layout and string checksum are intact; `check=False` returns them for a damaged store too."""
     path = Path(path)
     if not path.exists():
         if path.with_name(path.name + ".parts").is_dir():
             raise SfError(f"{path}: extraction is still running or was killed before finishing; re-run the same `sf extract` to finish it")
         raise SfError(f"{path}: feature store not found (make one with `sf extract`)")
-    try:
-        with h5py.File(path, "r") as f:
-            attrs = {k: S._plain(v) for k, v in f.attrs.items()}
-            is_store = S.KEYS in f and S.STATUS in f and "schema_version" in attrs
-    except OSError as e:
-        raise SfError(f"{path}: not a readable HDF5 feature store ({e})") from None
-    if not is_store:
-        raise SfError(f"{path}: an HDF5 file but not an sf feature store (no {S.KEYS}/{S.STATUS} datasets or schema_version)")
+    if not path.is_file():
+        raise SfError(f"{path}: not a file (a feature store is one .h5 file made by `sf extract`)")
+    attrs, problems = probe(path)
+    if check:
+        refuse_damage(path, problems)
     return attrs
 
 
@@ -74,20 +74,22 @@ def _strings(ds) -> np.ndarray:
 
 
 def load_features(path: str | Path, allow_incomplete: bool = False) -> Features:
+    """The whole store in memory, after checking its layout, chunk checksums and string checksum:
+    a damaged store is refused in one line, never half-used."""
     path = Path(path)
     attrs = read_attrs(path)
     if attrs.get("schema_version") != S.SCHEMA_VERSION:
         raise SfError(f"{path}: store schema version {attrs.get('schema_version')} is not {S.SCHEMA_VERSION}; re-run `sf extract`")
     if not attrs.get("complete", False) and not allow_incomplete:
         raise SfError(f"{path}: store is incomplete (extraction was interrupted); re-run the same `sf extract` to finish it")
-    with h5py.File(path, "r") as f:
+    with reading(path), h5py.File(path, "r") as f:  # read_attrs checked the metadata, layout and strings
         def opt(name, dtype=None):
             if name not in f:
                 return None
             a = f[name][()]
             return a.astype(dtype) if dtype is not None else a
 
-        return Features(
+        feats = Features(
             path=path,
             attrs=attrs,
             keys=list(_strings(f[S.KEYS])),
@@ -100,3 +102,10 @@ def load_features(path: str | Path, allow_incomplete: bool = False) -> Features:
             text_pooled=opt(S.TEXT_POOLED),
             content_hash=_strings(f[S.CONTENT_HASH]) if S.CONTENT_HASH in f else None,
         )
+    for name in ("image_pooled", "image_grid", "text_tokens", "text_pooled"):
+        a = getattr(feats, name)
+        if a is not None and not np.isfinite(a).all():
+            bad = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(axis=1))
+            refuse_damage(path, [(name.replace("_", "/", 1), f"non-finite values in rows {', '.join(map(str, bad[:5]))}"
+                                  + (" ..." if len(bad) > 5 else ""))])
+    return feats

@@ -2,7 +2,8 @@
 
 Numeric datasets carry fletcher32 checksums per chunk (HDF5 refuses to return a chunk whose
 checksum fails). Variable-length strings cannot be filtered in HDF5, so their content is checked
-against the `strings_sha256` attribute written with the store.
+against the `strings_sha256` attribute written with the store (sf.cache.damage). Whatever the damage,
+the answer is one line: ok, incomplete, or damaged with the rows and datasets affected.
 """
 
 from __future__ import annotations
@@ -12,57 +13,107 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from rich.console import Console
-from rich.table import Table
 
 from sf.cache import schema as S
-from sf.cache.writer import STRINGS, strings_sha256
+from sf.cache.damage import hint, layout_problems, short, string_problems
+from sf.cache.isolated import Crashed, run_isolated
 from sf.errors import SfError
-
-VALID_STATUS = {S.STATUS_OK, S.STATUS_NO_IMAGE, S.STATUS_UNREADABLE}
 
 
 @dataclass
 class VerifyResult:
     path: Path
+    rows: int = 0
     chunks: int = 0
     bytes: int = 0
+    complete: bool = True
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (dataset, rows, problem)
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        return not self.failures and self.complete
+
+    def summary(self) -> str:
+        """The one-line answer."""
+        if not self.failures and self.complete:
+            return (f"{self.path}: ok — {self.rows} rows, {self.chunks} chunks, {self.bytes / 2**20:.1f} MiB read, "
+                    "all checksums match")
+        if not self.failures:
+            return (f"{self.path}: incomplete — extraction was interrupted before it finished; "
+                    "rerun the same `sf extract` to finish it")
+        shown = "; ".join(f"{d} rows {r}: {p}" if r not in ("-", "all") else f"{d}: {p}" for d, r, p in self.failures[:3])
+        more = f" (+{len(self.failures) - 3} more)" if len(self.failures) > 3 else ""
+        return f"{self.path}: damaged — {shown}{more}; {hint(self.path).split('; ')[1]}"
 
 
 def verify_store(path: str | Path) -> VerifyResult:
+    """Check everything that can be checked; never raises for a damaged file (only for a missing one)."""
     path = Path(path)
     if not path.exists():
         raise SfError(f"{path}: feature store not found")
+    if not path.is_file():
+        raise SfError(f"{path}: not a file (a feature store is one .h5 file made by `sf extract`)")
+    try:
+        return run_isolated(_verify, path, extra_bytes=2 * path.stat().st_size)
+    except Crashed as e:
+        return VerifyResult(path, failures=[("metadata", "-", str(e))])
+
+
+def _verify(path: Path) -> VerifyResult:
     res = VerifyResult(path)
     try:
         f = h5py.File(path, "r")
-    except OSError as e:
-        raise SfError(f"{path}: not a readable HDF5 file ({e})") from None
-    with f:
-        attrs = {k: S._plain(v) for k, v in f.attrs.items()}
-        n = f[S.KEYS].shape[0] if S.KEYS in f else None
-        if n is None:
-            res.failures.append((S.KEYS, "-", "dataset missing: not a feature store"))
-            return res
-        datasets: list[h5py.Dataset] = []
-        f.visititems(lambda name, obj: datasets.append(obj) if isinstance(obj, h5py.Dataset) else None)
-        for ds in datasets:
-            if ds.shape[:1] != (n,):
-                res.failures.append((ds.name, "-", f"has {ds.shape[0] if ds.shape else 0} rows, keys has {n}"))
-            if ds.dtype.kind in "OSU" or ds.chunks is None:
-                _read_whole(ds, res)
-            else:
-                _read_chunks(ds, res)
-        _check_strings(f, attrs, res)
-        stored = attrs.get("fingerprint")
-        if stored is not None and stored != S.fingerprint(attrs):
-            res.failures.append(("attrs", "-", "fingerprint attribute does not match the extractor attributes"))
+    except Exception as e:
+        res.failures.append(("file", "-", f"not a readable HDF5 file ({short(e)})"))
+        return res
+    try:
+        with f:
+            _verify_open(f, path, res)
+    except Exception as e:  # damage in the object headers surfaces as many exception types
+        res.failures.append(("metadata", "-", f"unreadable ({short(e)})"))
     return res
+
+
+def _verify_open(f: h5py.File, path: Path, res: VerifyResult) -> None:
+    try:
+        attrs = {k: S._plain(v) for k, v in f.attrs.items()}
+    except Exception as e:
+        res.failures.append(("metadata", "-", f"attributes unreadable ({short(e)})"))
+        attrs = {}
+    res.complete = bool(attrs.get("complete", False))
+    if "schema_version" not in attrs or S.KEYS not in f:
+        res.failures.append(("metadata", "-", "not an sf feature store (no schema_version attribute or keys dataset)"))
+        return
+    layout = layout_problems(f, attrs, path.stat().st_size)
+    res.failures += [(d, "-", p) for d, p in layout]
+    skip = {d for d, _ in layout}
+    if S.KEYS in skip or "metadata" in skip:
+        return
+    res.rows = f[S.KEYS].shape[0]
+    for name in _dataset_names(f, res):
+        if name in skip:
+            continue
+        ds = f[name]
+        if ds.dtype.kind in "OSU" or ds.chunks is None:
+            _read_whole(ds, res)
+        else:
+            _read_chunks(ds, res)
+    try:
+        res.failures += [(d, "-", p) for d, p in string_problems(f, attrs)]
+    except Exception as e:
+        res.failures.append(("keys/content_hash/status/reason", "all", f"read failure ({short(e)})"))
+
+
+def _dataset_names(f: h5py.File, res: VerifyResult) -> list[str]:
+    names: list[str] = []
+    try:
+        f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+    except Exception as e:
+        res.failures.append(("metadata", "-", f"object headers unreadable ({short(e)})"))
+        from sf.cache.writer import NUMERIC, STRINGS
+
+        names = [n for n in (*STRINGS, *NUMERIC) if n in f]
+    return names
 
 
 def _read_chunks(ds: h5py.Dataset, res: VerifyResult) -> None:
@@ -70,43 +121,18 @@ def _read_chunks(ds: h5py.Dataset, res: VerifyResult) -> None:
         rows = f"{sel[0].start}..{sel[0].stop - 1}" if sel and isinstance(sel[0], slice) else "?"
         try:
             block = ds[sel]
-        except OSError as e:
-            res.failures.append((ds.name, rows, f"checksum/read failure ({str(e).splitlines()[0][:120]})"))
+        except Exception as e:
+            res.failures.append((ds.name.lstrip("/"), rows, f"checksum/read failure ({short(e)})"))
             continue
         res.chunks += 1
         res.bytes += block.nbytes
         if block.dtype.kind == "f" and not np.isfinite(block).all():
-            res.failures.append((ds.name, rows, "non-finite values (inf/nan)"))
+            res.failures.append((ds.name.lstrip("/"), rows, "non-finite values (inf/nan)"))
 
 
 def _read_whole(ds: h5py.Dataset, res: VerifyResult) -> None:
     try:
-        ds[()]
+        ds.asstr()[()] if ds.dtype.kind == "O" else ds[()]
         res.chunks += 1
-    except (OSError, UnicodeDecodeError) as e:
-        res.failures.append((ds.name, "all", f"read failure ({str(e).splitlines()[0][:120]})"))
-
-
-def _check_strings(f: h5py.File, attrs: dict, res: VerifyResult) -> None:
-    try:
-        if S.STATUS in f:
-            bad = set(f[S.STATUS].asstr()[()]) - VALID_STATUS
-            if bad:
-                res.failures.append((S.STATUS, "-", f"unknown status value(s): {', '.join(sorted(bad))}"))
-        if attrs.get("strings_sha256") and all(n in f for n in STRINGS):
-            if strings_sha256(f) != attrs["strings_sha256"]:
-                res.failures.append(("keys/content_hash/status/reason", "-", "content differs from strings_sha256 (corrupted)"))
-    except (OSError, UnicodeDecodeError) as e:
-        res.failures.append(("strings", "-", f"read failure ({str(e).splitlines()[0][:120]})"))
-
-
-def print_result(res: VerifyResult, console: Console) -> None:
-    if res.ok:
-        console.print(f"[green]ok[/]: {res.path} — {res.chunks} chunks, {res.bytes / 2**20:.1f} MiB read, all checksums match")
-        return
-    t = Table(title=f"{res.path}: {len(res.failures)} problem(s)", header_style="bold red")
-    for col in ("dataset", "rows", "problem"):
-        t.add_column(col)
-    for row in res.failures:
-        t.add_row(*row)
-    console.print(t)
+    except Exception as e:
+        res.failures.append((ds.name.lstrip("/"), "all", f"read failure ({short(e)})"))

@@ -27,6 +27,7 @@ import h5py
 import numpy as np
 
 from sf.cache import schema as S
+from sf.cache.damage import probe, reading, short
 from sf.errors import SfError
 
 CHUNK_BYTES = 256 * 1024
@@ -263,8 +264,16 @@ class StoreFiles:
     def done(self) -> dict[str, str]:
         """key -> content hash of every row already extracted (store, then parts; later wins)."""
         done: dict[str, str] = {}
+        if self.out.exists():
+            # Never extend a damaged store: its bad rows would count as extracted. Reading every chunk once
+            # costs far less than the extraction that follows.
+            from sf.cache.verify import verify_store
+
+            res = verify_store(self.out)
+            if res.failures:
+                raise SfError(f"{res.summary()} (refusing to add rows to it)")
         for p in ([self.out] if self.out.exists() else []) + self.parts():
-            with _open(p, "r") as f:
+            with _open(p, "r") as f, reading(p):
                 keys = f[S.KEYS].asstr()[()]
                 hashes = f[S.CONTENT_HASH].asstr()[()]
             done.update(zip(keys, hashes))
@@ -389,15 +398,18 @@ class BackgroundParts:
 
 
 def read_attrs_of(path: Path) -> dict:
-    with _open(path, "r") as f:
-        return {k: S._plain(v) for k, v in f.attrs.items()}
+    if not path.is_file():
+        raise SfError(f"{path}: not a file (a feature store is one .h5 file); use another --out")
+    return probe(path)[0]
 
 
 def _open(path: Path, mode: str) -> h5py.File:
+    if not path.is_file():
+        raise SfError(f"{path}: not a file (a feature store is one .h5 file); use another --out")
     try:
         return h5py.File(path, mode)
-    except OSError as e:
-        raise SfError(f"{path}: not a readable HDF5 feature store ({e}); delete it to start over") from None
+    except Exception as e:  # OSError for a non-HDF5 file, others for a damaged one
+        raise SfError(f"{path}: not a readable HDF5 feature store ({short(e)}); delete it to start over") from None
 
 
 def check_compatible(new: dict, existing: list[tuple[Path, dict]]) -> None:
