@@ -367,6 +367,7 @@ def predict(
     observed: Optional[int] = typer.Option(None, "--observed", help="Use at most this many leading weeks of given sales (default: all the model was trained to use)."),
     extract: bool = typer.Option(True, "--extract/--no-extract", help="Extract missing features with the model's backbone and text encoder (--no-extract: the store must hold them)."),
     device: str = typer.Option("cpu", help="cpu | cuda (for the forecasting model; extraction picks its own)."),
+    force: bool = typer.Option(False, help="Replace forecasts (and the .json/.png beside them) made by another model or from other data."),
     allow_stale: O.AllowStale = False,
 ) -> None:
     """Forecast products the model has never seen (no sales needed), one row per product and step.
@@ -379,7 +380,7 @@ def predict(
     from sf.apply.predict import PredictConfig, predict_new, summary_table
 
     cfg = PredictConfig(model=model, data=data, out=out, store=store, observed=observed, device=device,
-                        allow_stale_features=allow_stale)
+                        allow_stale_features=allow_stale, force=force)
     result = predict_new(cfg, extract=_extract_like if extract else None, console=err_console)
     console.print(summary_table(result))
     _print_notes(result.notes)
@@ -397,6 +398,7 @@ def evaluate(
     observed: int = typer.Option(0, "--observed", help="Give the first K weeks as inputs and score the later ones."),
     extract: bool = typer.Option(True, "--extract/--no-extract", help="Extract missing features with the model's extractor (--no-extract: the store must hold them)."),
     device: str = typer.Option("cpu", help="cpu | cuda."),
+    force: bool = typer.Option(False, help="Replace an evaluation of another model or data in the result folder."),
     allow_stale: O.AllowStale = False,
 ) -> None:
     """Score a trained model on another dataset folder: every metric of `sf train` beside the training mean curve.
@@ -408,7 +410,7 @@ def evaluate(
     from sf.apply.evaluate import EvaluateConfig, evaluate_run, evaluate_table
 
     cfg = EvaluateConfig(model=model, data=data, out=out, store=store, split=split, observed=observed, device=device,
-                         allow_stale_features=allow_stale)
+                         allow_stale_features=allow_stale, force=force)
     result = evaluate_run(cfg, extract=_extract_like if extract else None, console=err_console)
     console.print(evaluate_table(result.metrics))
     _print_notes(result.metrics["notes"])
@@ -511,6 +513,11 @@ def main(argv: list[str] | None = None) -> None:
     except SfError as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
+    except OSError as e:  # a path the OS refused (read-only, a file where a folder should be, disk full)
+        from sf.outputs import os_error_line
+
+        err_console.print(f"[bold red]error:[/] {os_error_line(e)}", highlight=False, soft_wrap=True)
+        sys.exit(SfError.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)

@@ -33,6 +33,7 @@ from sf.forecast.inputs import Inputs, build_inputs
 from sf.forecast.metrics import (METRIC_FORMATS, compute_metrics, format_metric, hit_threshold, metric_label,
                                  point_forecast, seed_summary)
 from sf.forecast.run_folder import SPLIT_FILE, prediction_frame, read_split
+from sf.forecast.run_guard import check_result_file
 from sf.plain import plain
 
 
@@ -46,6 +47,7 @@ class EvaluateConfig:
     observed: int = 0  # weeks of sales given as inputs; only later steps are scored
     device: str = "cpu"
     allow_stale_features: bool = False  # use features whose image/text changed since extraction
+    force: bool = False  # replace an evaluation of another model or data in `out`
 
 
 @dataclass
@@ -125,6 +127,8 @@ def evaluate_run(cfg: EvaluateConfig, extract: Extract | None = None, console=No
         "notes": notes,
     }
     out = Path(cfg.out) if cfg.out is not None else run_folder(run) / f"eval_{ds.meta.name}"
+    check_result_file(out, out / "metrics.json", {"model": metrics["model"], "data": metrics["data"]}, cfg.force,
+                      "evaluation")
     _write(out, metrics, inp, ensemble, per_seed, run, ref, q)
     return EvaluateResult(out=out, metrics=metrics, inputs=inp, yhat=ensemble)
 

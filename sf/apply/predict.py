@@ -25,6 +25,7 @@ from sf.errors import SfError
 from sf.forecast.checkpoints import LoadedRun, load_run, precision_note
 from sf.forecast.inputs import Inputs, build_inputs
 from sf.forecast.metrics import point_forecast
+from sf.forecast.run_guard import check_result_file
 from sf.plain import plain
 
 PERIOD_OFFSET = {"day": "d", "week": "w", "month": "mo"}  # polars offset units
@@ -39,6 +40,7 @@ class PredictConfig:
     observed: int | None = None  # most leading weeks of given sales to use; None: as many as the model can
     device: str = "cpu"
     allow_stale_features: bool = False  # use features whose image/text changed since extraction
+    force: bool = False  # replace forecasts of another model or data at `out`
 
 
 @dataclass
@@ -130,6 +132,8 @@ def predict_new(cfg: PredictConfig, extract: Extract | None = None, console=None
     yhat = forecast(run, inp, observed)
     frame = forecast_frame(inp, yhat, run.quantiles, observed, ds.meta.period)
     out = Path(cfg.out) if cfg.out is not None else run_folder(run) / f"forecasts_{ds.meta.name}.parquet"
+    check_result_file(out, out.with_suffix(".json"), {"run": str(run_folder(run)), "data": str(cfg.data)}, cfg.force,
+                      "forecasts", beside=(out.with_suffix(".png"),))
     write_table(frame, out)
     _write_sidecar(out, cfg, run, feats.path, inp, observed, notes)
     plot_forecasts(inp, yhat, run.quantiles, observed, out.with_suffix(".png"), title=f"{ds.meta.name}: forecasts")

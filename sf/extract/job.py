@@ -32,6 +32,7 @@ from sf.cache import schema as S
 from sf.cache.writer import COMPRESSIONS, BackgroundParts, RowBlock, StoreFiles, check_compatible, read_attrs_of
 from sf.device import resolve_device
 from sf.errors import SfError
+from sf.outputs import writable_file
 from sf.extract import backbones, sources as I, text as T
 from sf.extract.decode import DECODER_CHOICES, DeviceDecoder, ReadRows, collate_read, resolve_decoder
 from sf.extract.images import DEFAULT_MAX_PIXELS, FITS, BadImage, ImagePrep, load_image
@@ -262,7 +263,9 @@ def run(inputs: I.Sources, out: str | Path | None, cfg: ExtractConfig, console: 
     """Extract `inputs` into the store `out` (created, resumed or extended); see the module docstring."""
     console = console or Console(stderr=True)
     shard = I.parse_shard(cfg.shard)
-    out = Path(out) if out else default_out(inputs, cfg)
+    out = writable_file(Path(out) if out else default_out(inputs, cfg))
+    if out.exists():
+        read_attrs_of(out)  # a file at --out that is not a store is refused before a lock file appears beside it
     inputs = I.take_shard(inputs, shard)
     ext = extractor or build_extractor(cfg, with_text=inputs.has_text)
     attrs = ext.attrs(shard, inputs.listing_sha256)

@@ -28,6 +28,7 @@ from sf.cache.reader import Features, load_features, read_attrs
 from sf.data.contract import Dataset, load_dataset
 from sf.device import resolve_device
 from sf.errors import SfError
+from sf.outputs import writable_dir
 from sf.forecast import run_folder as RF
 from sf.forecast.baselines.common import masked_mean_curve
 from sf.forecast.checkpoints import save_checkpoint, store_fingerprint
@@ -205,13 +206,13 @@ def train_run(cfg: TrainConfig, resume: bool = False, force: bool = False, conso
     The split comes from the run folder's split.parquet on --resume, so reused seeds and new ones share it."""
     cfg = cfg.resolved()
     resolve_device(cfg.device)  # a missing GPU is refused before anything is read or cleared
-    out = Path(cfg.out)
+    out = writable_dir(cfg.out)
     if prepared is None:
         if cfg.features is not None:  # refuse a mismatched run folder before the long read
-            RF.check_out_dir(out, store_fingerprint(read_attrs(cfg.features)), force)
+            RF.check_out_dir(out, cfg, store_fingerprint(read_attrs(cfg.features)), resume, force)
         saved = RF.read_split(out) if resume and RF.has_split(out) else None
         prepared = prepare(cfg, split=saved, check_content=not allow_stale_features)
-    RF.check_out_dir(out, prepared.store, force)
+    RF.check_out_dir(out, cfg, prepared.store, resume, force)
     RF.start(out, cfg, prepared, resume)
     seeds: list[SeedResult] = []
     with EpochProgress(console, progress, cfg.epochs) as bar:

@@ -27,6 +27,7 @@ from sf.forecast.checkpoints import LoadedModel, check_fingerprint, load_checkpo
 from sf.forecast.config import TrainConfig
 from sf.forecast.inputs import Inputs
 from sf.forecast.metrics import point_forecast
+from sf.forecast.run_guard import check_run_folder
 from sf.forecast.splits import SPLITS
 from sf.plain import json_default
 
@@ -44,19 +45,9 @@ def checkpoint_path(out: Path, seed: int) -> Path:
     return out / "checkpoints" / f"seed{seed}.pt"
 
 
-def check_out_dir(out: Path, store: dict, force: bool) -> None:
-    """Refuse to overwrite a run folder trained on another feature store (unless `force`)."""
-    cfg_file = out / "config.json"
-    if force or not cfg_file.is_file():
-        return
-    try:
-        old = json.loads(cfg_file.read_text()).get("store", {})
-    except (json.JSONDecodeError, AttributeError):
-        return
-    if old.get("fingerprint") not in (None, store["fingerprint"]):
-        diffs = S.fingerprint_diff(old, store) or ["fingerprint"]
-        raise SfError(f"{out}: holds a run trained on another feature store ({'; '.join(diffs)}); "
-                      f"choose another --out or --name, or --force to replace it")
+def check_out_dir(out: Path, cfg: TrainConfig, store: dict, resume: bool, force: bool) -> None:
+    """Refuse to replace a run made with other settings, data or store (unless `force`; sf.forecast.run_guard)."""
+    check_run_folder(out, cfg.to_dict(), store, resume, force)
 
 
 def start(out: Path, cfg: TrainConfig, prepared: "Prepared", resume: bool) -> None:
