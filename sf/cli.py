@@ -12,6 +12,7 @@ from rich.console import Console
 from sf import cli_options as O
 from sf.errors import SfError
 from sf.forecast.config import TrainConfig
+from sf.outputs import writable_dir, writable_file
 
 console = Console()
 err_console = Console(stderr=True)
@@ -48,6 +49,8 @@ def data_check(
     """
     from sf.data.check import check_dataset, print_summary, write_json
 
+    if json_out:
+        writable_file(json_out)
     summary = check_dataset(data)
     print_summary(summary, console)
     if json_out:
@@ -88,6 +91,7 @@ def demo_data(
     """
     from sf.data.demo import DemoConfig, generate
 
+    writable_dir(out)
     cfg = DemoConfig(out=out, products=products, seed=seed, weeks=weeks, image_size=image_size)
     path = generate(cfg, force=force, progress=True)
     console.print(f"demo catalogue written to [bold]{path}[/] ({products} products, seed {seed}); "
@@ -168,6 +172,8 @@ def cache_info(
     """
     from sf.cache.info import print_info, store_info
 
+    if json_out:
+        writable_file(json_out)
     info = store_info(store)
     print_info(info, console)
     if model is not None:
@@ -267,6 +273,8 @@ def train(
         no_exog=no_exog, exog_future=exog_future, no_attributes=no_attributes, device=device, name=name, out=out)
     result = train_run(cfg, resume=resume, force=force, console=console, allow_stale_features=allow_stale)
     console.print(run_table(result.metrics))
+    for note in result.metrics.get("notes", []):
+        err_console.print(f"[bold yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
     console.print(f"run folder: [bold]{result.out}[/] (metrics.json, predictions.parquet, checkpoints/, *.png)")
 
 # ---------------------------------------------------------------- ablate / compare

@@ -196,3 +196,277 @@ def test_fuzzed_stores_always_answer_in_one_line_and_never_reach_training(real, 
         code, out, err = cli("cache", "verify", bad)
         assert code in (0, 2) and "Traceback" not in out + err
         assert len((out + err).strip().splitlines()) == 1, out + err
+
+
+# ---------------------------------------------------------------- case 3: runs and results are not silently replaced
+
+
+TRAIN = ["--epochs", "1", "--seeds", "1", "--hidden", "4"]
+
+
+@pytest.fixture(scope="module")
+def trained(fake, tmp_path_factory):
+    """A finished run on the fake catalogue, and a second catalogue with the same dataset name."""
+    root, store = fake
+    base = tmp_path_factory.mktemp("trained")
+    from tests.conftest import run_cli
+
+    class _Cap:  # run_cli wants capsys; a module fixture has none, so capture nothing
+        @staticmethod
+        def readouterr():
+            return type("R", (), {"out": "", "err": ""})()
+
+    code, _, _ = run_cli(["train", "--features", store, "--data", root, *TRAIN, "--out", base / "mix"], _Cap)
+    assert code == 0
+    other, other_store = fake_dataset(base / "other", n=30, horizon=6, seed=3)  # also named "fake"
+    return root, store, base / "mix", other, other_store
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"--fusion": "concat"}, "fusion: 'biattn' -> 'concat'"),
+    ({"--seeds": "2"}, "seeds: 1 -> 2"),
+    ({"--lr": "0.01"}, "lr: 0.001 -> 0.01"),
+], ids=["fusion", "seeds", "lr"])
+def test_train_refuses_to_replace_a_run_with_other_settings(trained, cli, change, named):
+    root, store, run, *_ = trained
+    before = snapshot(run)
+    settings = {"--epochs": "1", "--seeds": "1", "--hidden": "4", **change}
+    args = [x for kv in settings.items() for x in kv]
+    line = one_error_line(*cli("train", "--features", store, "--data", root, *args, "--out", run))
+    assert named in line and "--force" in line
+    assert ("--resume" in line) == ("--seeds" in change)
+    assert snapshot(run) == before
+
+
+def test_train_refuses_another_store_or_data_and_force_replaces(trained, tmp_path, cli):
+    root, store, run, other, other_store = trained
+    import shutil
+
+    copy = shutil.copytree(run, tmp_path / "mix")
+    before = snapshot(copy)
+    line = one_error_line(*cli("train", "--features", other_store, "--data", other, *TRAIN, "--out", copy))
+    assert "features:" in line and "data:" in line
+    assert snapshot(copy) == before
+    code, _, err = cli("train", "--features", other_store, "--data", other, *TRAIN, "--out", copy, "--force")
+    assert code == 0, err
+    assert json.loads((copy / "config.json").read_text())["data"] == str(other)
+
+
+def test_evaluate_refuses_to_replace_an_evaluation_of_other_data(trained, cli):
+    root, store, run, other, other_store = trained
+    code, _, err = cli("evaluate", "--model", run, "--data", root, "--store", store, "--no-extract")
+    assert code == 0, err
+    folder = run / "eval_fake"  # both catalogues are named "fake"
+    before = snapshot(folder)
+    line = one_error_line(*cli("evaluate", "--model", run, "--data", other, "--store", other_store, "--no-extract"))
+    assert str(folder) in line and "data:" in line and "--force" in line
+    assert snapshot(folder) == before
+    code, _, err = cli("evaluate", "--model", run, "--data", root, "--store", store, "--no-extract")
+    assert code == 0, err  # the same evaluation again replaces itself
+
+
+def test_predict_refuses_to_replace_a_file_it_did_not_write(trained, tmp_path, cli):
+    root, store, run, other, other_store = trained
+    mine = tmp_path / "f.csv"
+    mine.write_text("my,own\n1,2\n")
+    before = snapshot(tmp_path)
+    line = one_error_line(*cli("predict", "--model", run, "--data", other, "--store", other_store, "--no-extract",
+                               "--out", mine))
+    assert str(mine) in line and "not an earlier forecasts" in line
+    assert snapshot(tmp_path) == before
+    out = tmp_path / "g.csv"
+    assert cli("predict", "--model", run, "--data", other, "--store", other_store, "--no-extract", "--out", out)[0] == 0
+    assert cli("predict", "--model", run, "--data", other, "--store", other_store, "--no-extract", "--out", out)[0] == 0
+    before = snapshot(tmp_path)
+    line = one_error_line(*cli("predict", "--model", run, "--data", root, "--store", store, "--no-extract", "--out", out))
+    assert "data:" in line and snapshot(tmp_path) == before
+
+
+# ---------------------------------------------------------------- case 4: unwritable outputs
+
+
+@pytest.fixture
+def blocked(tmp_path) -> Path:
+    """A path under a regular file: every write below it fails with ENOTDIR, for root too (permission
+    bits would not stop root; this reaches the same code path an immutable or read-only folder does)."""
+    (tmp_path / "blocker").write_text("a file, not a folder\n")
+    return tmp_path / "blocker"
+
+
+@pytest.mark.parametrize("command, target", [
+    (["extract", "--backbone", "resnet18", "--weights", "random", "--image-size", "32", "--text-encoder", "hash",
+      "--data", "REAL", "--out"], "x.h5"),
+    (["train", "--features", "STORE", "--data", "ROOT", *TRAIN, "--out"], "run"),
+    (["predict", "--model", "RUN", "--data", "ROOT", "--store", "STORE", "--no-extract", "--out"], "f.csv"),
+    (["demo-data", "--products", "10"], "d"),
+    (["data", "check", "ROOT", "--json"], "s.json"),
+    (["cache", "info", "STORE", "--json"], "s.json"),
+], ids=["extract", "train", "predict", "demo-data", "data-check-json", "cache-info-json"])
+def test_unwritable_output_is_one_line_naming_the_path(trained, real, blocked, cli, command, target):
+    root, store, run, *_ = trained
+    subs = {"REAL": real[0], "STORE": store, "ROOT": root, "RUN": run}
+    path = blocked / "sub" / target
+    before = snapshot(blocked.parent, root, run)
+    code, out, err = cli(*[subs.get(a, a) for a in command], path)
+    if command[0] == "extract":
+        err = err.strip().splitlines()[-1] + "\n"  # after the random-weights warning
+    line = one_error_line(code, "", err)
+    assert str(path) in line and ("not a folder" in line or "not writable" in line)
+    assert snapshot(blocked.parent, root, run) == before  # nothing written, not even a .lock
+
+
+def test_train_out_that_is_a_file_is_refused(trained, tmp_path, cli):
+    root, store, *_ = trained
+    existing = tmp_path / "existing_file.csv"
+    existing.write_text("a,b\n")
+    line = one_error_line(*cli("train", "--features", store, "--data", root, *TRAIN, "--out", existing))
+    assert str(existing) in line and "not a folder" in line
+    assert existing.read_text() == "a,b\n"
+
+
+def test_immutable_folder_when_the_sandbox_allows_it(real, tmp_path, cli):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not permitted here (no CAP_LINUX_IMMUTABLE); test_unwritable_output_* covers the path")
+    try:
+        code, out, err = cli("demo-data", "--products", "10", folder / "d")
+        line = one_error_line(code, "", err)
+        assert str(folder / "d") in line and "not writable" in line
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)])
+
+
+# ---------------------------------------------------------------- case 5: headers
+
+
+def _with_header(root: Path, dst: Path, header: bytes | None = None, whole: bytes | None = None) -> Path:
+    import shutil
+
+    shutil.copytree(root, dst)
+    products = dst / "products.csv"
+    if whole is not None:
+        products.write_bytes(whole)
+    else:
+        body = products.read_bytes().split(b"\n", 1)[1]
+        products.write_bytes(header + b"\n" + body)
+    return dst
+
+
+@pytest.mark.parametrize("header, whole, says", [
+    (b"product_id,image,text,release_date,category, category", None, "'category' appears twice in the header (columns 5 and 6)"),
+    (b"product_id,image,text,release_date,category,category", None, "'category' appears twice"),
+    (b"product_id,image,text,release_date,", None, "column 5 of the header has no name"),
+    (None, np.random.default_rng(0).integers(0, 256, 10 * 2**20, dtype=np.uint8).tobytes(), "not UTF-8 text"),
+    (None, b"x" * (10 * 2**20) + b"\n1\n", "header line is longer than 1 MiB"),
+    (b",".join(b"c%d" % i for i in range(60_000)), None, "more characters)"),
+], ids=["trimmed duplicate", "exact duplicate", "blank name", "10 MB random bytes", "10 MB header line",
+        "long header echo cut"])
+def test_bad_headers_are_refused_by_name(fake, tmp_path, cli, header, whole, says):
+    root, _ = fake
+    data = _with_header(root, tmp_path / "d", header, whole)
+    before = snapshot(data)
+    line = one_error_line(*cli("data", "check", data))
+    assert says in line and "products.csv" in line
+    assert len(line) < 600  # a long header is cut, never echoed whole
+    assert snapshot(data) == before
+
+
+# ---------------------------------------------------------------- case 6: special files in the image folder
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
+def test_fifo_and_device_links_become_unreadable_rows_without_hanging(tmp_path):
+    from tests.test_extract_helpers import make_images
+
+    make_images(tmp_path / "imgs", 3)
+    os.mkfifo(tmp_path / "imgs" / "x.jpg")
+    (tmp_path / "imgs" / "zero.jpg").symlink_to("/dev/zero")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    # A child with a timeout: before the fix this spun forever at 100% CPU.
+    proc = subprocess.run([sys.executable, "-m", "sf", "extract", "--images", str(tmp_path / "imgs"), "--backbone",
+                           "resnet18", "--weights", "random", "--image-size", "32", "--text-encoder", "none",
+                           "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "s.h5")],
+                          capture_output=True, text=True, timeout=240, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    f = load_features(tmp_path / "s.h5")
+    reasons = dict(zip(f.keys, f.reason))
+    assert reasons["x"] == "not a regular file (a FIFO)" and reasons["zero"] == "not a regular file (a device)"
+    assert list(f.status).count("ok") == 3
+
+
+def test_read_cap_refuses_oversized_files(tmp_path, monkeypatch):
+    from sf.cache import content
+    from sf.extract.images import BadImage, open_checked
+
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + b"\0" * 4096)
+    monkeypatch.setattr(content, "MAX_IMAGE_BYTES", 1024)
+    with pytest.raises(BadImage, match="too large .* read cap"):
+        open_checked(big)
+    assert content.content_hash(big, "") == content.content_hash(big, "")  # hashed to its refusal, not read
+
+
+# ---------------------------------------------------------------- case 7: small ones
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--lr", "nan"], "config lr: must be a finite number, got nan"),
+    (["--dropout", "inf"], "config dropout: must be a finite number, got inf"),
+    (["--horizon", "1000"], "--horizon 1000:"),
+    (["--observe-max", "50"], "--observe-max 50: must be below the horizon (6 weeks)"),
+], ids=["lr nan", "dropout inf", "horizon beyond the data", "observe-max beyond the horizon"])
+def test_train_refuses_impossible_numbers(fake, tmp_path, cli, args, says):
+    root, store = fake
+    line = one_error_line(*cli("train", "--features", store, "--data", root, *TRAIN, *args, "--out", tmp_path / "r"))
+    assert says in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_extract_refuses_negative_max_pixels(real, tmp_path, cli):
+    root, _ = real
+    code, out, err = cli("extract", "--data", root, "--backbone", "resnet18", "--weights", "random", "--text-encoder",
+                         "hash", "--max-pixels", "-1", "--out", tmp_path / "x.h5")
+    assert "--max-pixels must be >= 1, got -1" in one_error_line(code, out, err)
+    assert not list(tmp_path.iterdir())
+
+
+def test_out_at_a_non_store_file_leaves_no_lock(real, tmp_path, cli):
+    root, _ = real
+    target = tmp_path / "notes.h5"
+    target.write_text("my notes, not a store\n")
+    code, out, err = cli("extract", "--data", root, "--backbone", "resnet18", "--weights", "random", "--image-size",
+                         "32", "--text-encoder", "hash", "--out", target)
+    assert code == 2 and "not a readable HDF5 feature store" in err.strip().splitlines()[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.h5"]
+    assert target.read_text() == "my notes, not a store\n"
+
+
+def test_undefined_metrics_are_null_with_a_note(fake, tmp_path, cli):
+    import polars as pl
+    import shutil
+
+    root, store = fake
+    zero = shutil.copytree(root, tmp_path / "zero")
+    sales = pl.read_csv(zero / "sales.csv").with_columns(pl.lit(0.0).alias("units"))
+    sales.write_csv(zero / "sales.csv")
+    code, out, err = cli("train", "--features", store, "--data", zero, *TRAIN, "--out", tmp_path / "r")
+    assert code == 0, err
+    text = (tmp_path / "r" / "metrics.json").read_text()
+    metrics = json.loads(text)  # strict JSON: no bare NaN
+    assert "NaN" not in text and any("undefined and written as null" in n for n in metrics["notes"])
+    assert "warning:" in err and "undefined" in err
+
+
+def test_predict_notes_products_it_knows_almost_nothing_about(trained, tmp_path):
+    import polars as pl
+    import shutil
+
+    from sf.apply.predict import PredictConfig, predict_new
+
+    root, store, run, other, other_store = trained
+    blind = shutil.copytree(other, tmp_path / "blind")
+    products = pl.read_csv(blind / "products.csv")
+    products.with_columns(pl.lit("").alias("category"), pl.lit("").alias("release_date")).write_csv(blind / "products.csv")
+    result = predict_new(PredictConfig(model=run, data=blind, store=other_store, out=tmp_path / "f.csv"))
+    assert any("no known attribute value and no release date" in n for n in result.notes)

@@ -25,7 +25,9 @@ from sf.apply.new_products import Extract, load_new_dataset, resolve_features, r
 from sf.apply.predict import forecast, write_table
 from sf.data.atomic import atomic_write_text
 from sf.data.contract import load_dataset
+from sf import jsonsafe
 from sf.errors import SfError
+from sf.outputs import writable_dir
 from sf.forecast import plots
 from sf.forecast.baselines.common import masked_mean_curve
 from sf.forecast.checkpoints import LoadedRun, load_run
@@ -127,6 +129,7 @@ def evaluate_run(cfg: EvaluateConfig, extract: Extract | None = None, console=No
         "notes": notes,
     }
     out = Path(cfg.out) if cfg.out is not None else run_folder(run) / f"eval_{ds.meta.name}"
+    writable_dir(out)
     check_result_file(out, out / "metrics.json", {"model": metrics["model"], "data": metrics["data"]}, cfg.force,
                       "evaluation")
     _write(out, metrics, inp, ensemble, per_seed, run, ref, q)
@@ -140,7 +143,11 @@ def _one(run: LoadedRun, model) -> LoadedRun:
 
 def _write(out: Path, metrics: dict, inp: Inputs, ensemble: np.ndarray, per_seed: list, run: LoadedRun,
            ref: TrainingReference, q: tuple) -> None:
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=float))
+    text, undefined = jsonsafe.dumps(metrics, default=float)
+    if undefined:
+        metrics["notes"].append(jsonsafe.undefined_note(undefined))
+        text, _ = jsonsafe.dumps(metrics, default=float)
+    atomic_write_text(out / "metrics.json", text)
     # Same columns as `sf train`'s predictions.parquet; split "evaluate", seed -1 = the seed ensemble.
     frames = [prediction_frame(inp, "evaluate", seed, p, q) for seed, p in [(-1, ensemble), *zip(metrics["seeds"], per_seed)]]
     write_table(pl.concat(frames), out / "predictions.parquet")

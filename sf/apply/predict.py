@@ -26,6 +26,7 @@ from sf.forecast.checkpoints import LoadedRun, load_run, precision_note
 from sf.forecast.inputs import Inputs, build_inputs
 from sf.forecast.metrics import point_forecast
 from sf.forecast.run_guard import check_result_file
+from sf.outputs import writable_file
 from sf.plain import plain
 
 PERIOD_OFFSET = {"day": "d", "week": "w", "month": "mo"}  # polars offset units
@@ -123,6 +124,9 @@ def predict_new(cfg: PredictConfig, extract: Extract | None = None, console=None
     ds, notes = load_new_dataset(cfg.data, run)
     if ds.products.height == 0:
         raise SfError(f"{cfg.data}: the products table has no rows")
+    out = writable_file(Path(cfg.out) if cfg.out is not None else run_folder(run) / f"forecasts_{ds.meta.name}.parquet")
+    check_result_file(out, out.with_suffix(".json"), {"run": str(run_folder(run)), "data": str(cfg.data)}, cfg.force,
+                      "forecasts", beside=(out.with_suffix(".png"),))
     feats = resolve_features(run, ds, cfg.store, extract, console)
     if note := precision_note(run, feats.attrs, feats.path):
         notes.append(note)
@@ -131,14 +135,28 @@ def predict_new(cfg: PredictConfig, extract: Extract | None = None, console=None
     observed = observed_weeks(run, inp, cfg.observed, notes)
     yhat = forecast(run, inp, observed)
     frame = forecast_frame(inp, yhat, run.quantiles, observed, ds.meta.period)
-    out = Path(cfg.out) if cfg.out is not None else run_folder(run) / f"forecasts_{ds.meta.name}.parquet"
-    check_result_file(out, out.with_suffix(".json"), {"run": str(run_folder(run)), "data": str(cfg.data)}, cfg.force,
-                      "forecasts", beside=(out.with_suffix(".png"),))
+    notes += little_known_notes(inp, point_forecast(yhat, run.quantiles))
     write_table(frame, out)
     _write_sidecar(out, cfg, run, feats.path, inp, observed, notes)
     plot_forecasts(inp, yhat, run.quantiles, observed, out.with_suffix(".png"), title=f"{ds.meta.name}: forecasts")
     return PredictResult(out=out, store=feats.path, forecasts=frame, inputs=inp, yhat=yhat, quantiles=run.quantiles,
                          observed=observed, notes=notes)
+
+
+def little_known_notes(inp: Inputs, point: np.ndarray) -> list[str]:
+    """Say which forecasts rest on almost nothing, instead of printing them like any other."""
+    notes = []
+    blind = (inp.attributes == 0).all(axis=1) & np.isnat(inp.release)
+    if blind.any():
+        ids = [inp.product_ids[i] for i in np.flatnonzero(blind)[:3]]
+        notes.append(f"{int(blind.sum())} product(s) have no known attribute value and no release date "
+                     f"(e.g. {', '.join(ids)}): their forecast rests on image, text and the exog series alone")
+    zero = (point.reshape(len(point), -1) == 0).all(axis=1)
+    if zero.any():
+        ids = [inp.product_ids[i] for i in np.flatnonzero(zero)[:3]]
+        notes.append(f"{int(zero.sum())} product(s) are forecast exactly 0 in every step (e.g. {', '.join(ids)}); "
+                     "check that their inputs are what you expect")
+    return notes
 
 
 def _write_sidecar(out: Path, cfg: PredictConfig, run: LoadedRun, store: Path, inp: Inputs, observed: np.ndarray,

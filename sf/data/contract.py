@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from sf.data.headers import check_csv_header, check_names, clip, columns_list
 from sf.errors import SfError, where
 
 PERIOD_DAYS = {"day": 1, "week": 7, "month": 30.4375}
@@ -96,6 +97,8 @@ def _find_table(root: Path, stem: str, required: bool) -> Path | None:
 
 def read_as_strings(path: Path) -> pl.DataFrame:
     """Every column as nullable strings, so each value can be checked and reported by row."""
+    if path.suffix == ".csv":
+        check_csv_header(path)  # blank/duplicate names and non-text headers, before polars renames or crashes
     try:
         if path.suffix == ".csv":
             df = pl.read_csv(path, infer_schema=False)
@@ -108,7 +111,8 @@ def read_as_strings(path: Path) -> pl.DataFrame:
         ragged = _first_ragged_row(path) if path.suffix == ".csv" else None
         if ragged:
             raise SfError(ragged) from None
-        raise SfError(f"{path}: cannot be read as a table ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+        raise SfError(f"{path}: cannot be read as a table ({type(e).__name__}: {clip((str(e).splitlines() or [''])[0])})") from None
+    check_names(df.columns, path)
     return df.rename({c: c.strip() for c in df.columns})
 
 
@@ -136,7 +140,7 @@ def _as_string(col: str, dtype: pl.DataType) -> pl.Expr:
 def _require(df: pl.DataFrame, path: Path, cols: list[str]) -> None:
     for c in cols:
         if c not in df.columns:
-            raise SfError(f"{where(path, column=c)}: required column is missing (columns: {', '.join(df.columns)})")
+            raise SfError(f"{where(path, column=c)}: required column is missing (columns: {columns_list(df.columns)})")
 
 
 def _first_bad(mask: pl.Series) -> int | None:

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from sf.cache.content import NotAnImageFile, check_regular_file
+
 # A truncated file must be reported, not silently padded with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -51,6 +53,7 @@ class ImagePrep:
 
 def read_bytes(path) -> bytes:
     """A file's bytes, or BadImage with the same reasons `open_checked` gives (the GPU path reads bytes only)."""
+    regular_file(path)
     try:
         with open(path, "rb") as fh:
             data = fh.read()
@@ -59,6 +62,15 @@ def read_bytes(path) -> bytes:
     if not data:
         raise BadImage("empty file (0 bytes)")
     return data
+
+
+def regular_file(path) -> None:
+    """Refuse special files (FIFO, device) and files over the read cap before open(): a FIFO blocks open()
+    and /dev/zero never ends."""
+    try:
+        check_regular_file(path)
+    except NotAnImageFile as e:
+        raise BadImage(str(e)) from None
 
 
 def unreadable_reason(e: OSError) -> BadImage:
@@ -81,6 +93,7 @@ def open_checked(source, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
         path = io.BytesIO(source)
     else:
         path = source
+        regular_file(path)
         try:
             with open(path, "rb") as fh:
                 if not fh.read(1):

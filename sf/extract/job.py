@@ -30,14 +30,15 @@ from rich.console import Console
 
 from sf.cache import schema as S
 from sf.cache.writer import COMPRESSIONS, BackgroundParts, RowBlock, StoreFiles, check_compatible, read_attrs_of
+from sf.checks import non_finite
 from sf.device import resolve_device
 from sf.errors import SfError
-from sf.outputs import writable_file
 from sf.extract import backbones, sources as I, text as T
 from sf.extract.decode import DECODER_CHOICES, DeviceDecoder, ReadRows, collate_read, resolve_decoder
 from sf.extract.images import DEFAULT_MAX_PIXELS, FITS, BadImage, ImagePrep, load_image
 from sf.extract.runtime import F16_MAX, ImageFeaturizer, resolve_precision
 from sf.progress import bar
+from sf.outputs import writable_file
 
 PART_BYTES = 256 * 1024 * 1024
 ENGINES = ("local", "ray")
@@ -68,6 +69,10 @@ class ExtractConfig:
     concurrency: int | None = None  # Ray actors (None: one per GPU, or every CPU but one)
 
     def validate(self) -> None:
+        for name, value in non_finite(self):
+            raise SfError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
+        if self.max_pixels < 1:
+            raise SfError(f"--max-pixels must be >= 1, got {self.max_pixels}")
         if self.batch_size < 1:
             raise SfError(f"--batch-size must be >= 1, got {self.batch_size}")
         if self.image_size is not None and not 16 <= self.image_size <= 2048:

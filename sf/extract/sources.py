@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from sf.cache.content import content_hashes as _content_hashes
+from sf.data.headers import check_csv_header, check_names, clip, columns_list
 from sf.errors import SfError, where
 from sf.extract.images import image_extensions
 
@@ -93,13 +94,16 @@ def from_products_table(table: str | Path, images_dir: str | Path | None = None)
     table = Path(table)
     if not table.is_file():
         raise SfError(f"{table}: products table not found")
+    if table.suffix.lower() == ".csv":
+        check_csv_header(table)
     try:
         df = pl.read_csv(table, infer_schema=False) if table.suffix.lower() == ".csv" else pl.read_parquet(table)
     except Exception as e:
-        raise SfError(f"{table}: cannot be read as a table ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise SfError(f"{table}: cannot be read as a table ({type(e).__name__}: {clip((str(e).splitlines() or [''])[0])})") from None
+    check_names(df.columns, table)
     df = df.rename({c: c.strip() for c in df.columns})
     if "product_id" not in df.columns:
-        raise SfError(f"{where(table, column='product_id')}: required column is missing (columns: {', '.join(df.columns)})")
+        raise SfError(f"{where(table, column='product_id')}: required column is missing (columns: {columns_list(df.columns)})")
     base = Path(images_dir) if images_dir else table.parent
     ids = [("" if v is None else str(v).strip()) for v in df["product_id"].to_list()]
     images = [("" if v is None else str(v).strip()) for v in df["image"].to_list()] if "image" in df.columns else [""] * len(ids)

@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from sf.checks import non_finite
 from sf.errors import SfError
 from sf.plain import plain
 
@@ -90,6 +91,9 @@ class TrainConfig:
 
         def bad(name, why):
             raise SfError(f"config {name}: {why}")
+
+        for name, value in non_finite(self):
+            bad(name, f"must be a finite number, got {value}")
 
         for name, choices in (("model", MODELS), ("fusion", FUSIONS), ("head", HEADS), ("loss", LOSSES),
                               ("target", TARGETS),

@@ -83,7 +83,21 @@ def load_inputs(cfg: TrainConfig, features: Features | None = None, dataset: Dat
             raise SfError("sf train needs --features (a store from `sf extract`) and --data (the dataset folder)")
     features = features if features is not None else load_features(cfg.features)
     dataset = dataset if dataset is not None else load_dataset(cfg.data)
+    check_horizon(cfg, dataset)
     return build_inputs(dataset, features, horizon=cfg.horizon, check_content=check_content), features.attrs
+
+
+def check_horizon(cfg: TrainConfig, dataset: Dataset) -> None:
+    """--horizon beyond the data's longest sales history trains on steps no product has; --observe-max at or
+    beyond the horizon leaves nothing to forecast: both are refused rather than silently accepted."""
+    longest = dataset.max_horizon()
+    unit = f"{dataset.meta.period}s"
+    if cfg.horizon is not None and cfg.horizon > longest:
+        raise SfError(f"--horizon {cfg.horizon}: {dataset.root} has at most {longest} {unit} of sales per product")
+    h = cfg.horizon or longest
+    if cfg.observe_max >= h:
+        raise SfError(f"--observe-max {cfg.observe_max}: must be below the horizon ({h} {unit}), so some weeks are left "
+                      "to forecast")
 
 
 def prepare(cfg: TrainConfig, features: Features | None = None, dataset: Dataset | None = None,

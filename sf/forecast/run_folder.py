@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from sf.cache import schema as S
 from sf.data.atomic import atomic_write, atomic_write_text
+from sf import jsonsafe
 from sf.errors import SfError
 from sf.forecast import plots as P
 from sf.forecast.checkpoints import LoadedModel, check_fingerprint, load_checkpoint
@@ -103,7 +103,11 @@ def drop_stale_checkpoints(out: Path, seeds: list[int]) -> None:
 
 def finish(out: Path, metrics: dict, prepared: "Prepared", seeds: list["SeedResult"]) -> None:
     """metrics.json and predictions.parquet (every seed's forecasts of validation and test)."""
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, default=json_default))
+    text, undefined = jsonsafe.dumps(metrics, default=json_default)
+    if undefined:
+        metrics.setdefault("notes", []).append(jsonsafe.undefined_note(undefined))
+        text, _ = jsonsafe.dumps(metrics, default=json_default)
+    atomic_write_text(out / "metrics.json", text)
     frames = [prediction_frame(prepared.parts[name], name, s.seed, s.forecasts[name], s.quantiles)
               for name in seeds[0].forecasts for s in seeds]
     pred = pl.concat(frames) if frames else pl.DataFrame()
