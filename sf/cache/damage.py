@@ -20,6 +20,8 @@ from sf.cache import schema as S
 from sf.errors import SfError
 
 VALID_STATUS = {S.STATUS_OK, S.STATUS_NO_IMAGE, S.STATUS_UNREADABLE}
+# Datasets added to the schema later: stores written before them lack them and stay readable.
+OPTIONAL = {S.INPUT_INDEX, S.IMAGE_DECODER}
 # Every row has a key, stored as a 16-byte reference in a chunk that exists on disk.
 MIN_BYTES_PER_ROW = 16
 
@@ -60,7 +62,7 @@ def layout_problems(f: h5py.File, attrs: dict, file_size: int) -> list[tuple[str
     problems = []
     for name, (shape, dtype) in expected.items():
         if name not in f:
-            if name != S.INPUT_INDEX:  # optional: stores written before it existed lack it
+            if name not in OPTIONAL:
                 problems.append((name, "missing"))
             continue
         ds = f[name]
