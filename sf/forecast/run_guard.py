@@ -46,7 +46,7 @@ def check_run_folder(out: Path, config: dict, store: dict, resume: bool, force: 
     free = RUN_FREE | ({"seeds", "seed"} if resume else set())
     diffs = []
     for k, v in config.items():
-        if k in free or k == "store":
+        if k in free or k == "store" or k not in old:  # a setting newer than the run: nothing to compare
             continue
         same = _same_path(old.get(k), v) if k in PATHS else old.get(k) == v
         if not same:
