@@ -132,6 +132,12 @@ def _chunk_offset(store: Path, name: str) -> int:
         return f[name].id.get_chunk_info(0).byte_offset + 64
 
 
+def _header_offset(store: Path, name: str) -> int:
+    """Where the object header (shape, type, layout messages) of dataset `name` starts."""
+    with h5py.File(store, "r") as f:
+        return h5py.h5o.get_info(f[name].id).addr
+
+
 @pytest.mark.parametrize("where", ["metadata", "chunk"])
 @pytest.mark.parametrize("command", [["cache", "verify"], ["cache", "info"], ["train", "--data", "DATA", "--features"],
                                      ["extract", "--backbone", "resnet18", "--weights", "random", "--image-size", "32",
@@ -139,7 +145,7 @@ def _chunk_offset(store: Path, name: str) -> int:
                          ids=["verify", "info", "train", "extract"])
 def test_damaged_store_is_one_line_for_every_command(real, tmp_path, cli, where, command):
     root, store = real
-    offset = 4000 if where == "metadata" else _chunk_offset(store, S.IMAGE_GRID)
+    offset = _header_offset(store, S.IMAGE_GRID) + 8 if where == "metadata" else _chunk_offset(store, S.IMAGE_GRID)
     bad = _corrupt(store, tmp_path / "E.h5", offset, 32)
     before = snapshot(bad)
     args = [root if a == "DATA" else a for a in command] + [bad]
