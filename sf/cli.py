@@ -375,7 +375,7 @@ def predict(
     observed: Optional[int] = typer.Option(None, "--observed", help="Use at most this many leading weeks of given sales (default: all the model was trained to use)."),
     extract: bool = typer.Option(True, "--extract/--no-extract", help="Extract missing features with the model's backbone and text encoder (--no-extract: the store must hold them)."),
     device: str = typer.Option("cpu", help="cpu | cuda (for the forecasting model; extraction picks its own)."),
-    force: bool = typer.Option(False, help="Replace forecasts (and the .json/.png beside them) made by another model or from other data."),
+    force: bool = typer.Option(False, help="Replace a file at --out (or the .json/.png beside it) that sf predict did not write."),
     allow_stale: O.AllowStale = False,
 ) -> None:
     """Forecast products the model has never seen (no sales needed), one row per product and step.

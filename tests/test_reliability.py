@@ -271,7 +271,7 @@ def test_evaluate_refuses_to_replace_an_evaluation_of_other_data(trained, cli):
     assert code == 0, err  # the same evaluation again replaces itself
 
 
-def test_predict_refuses_to_replace_a_file_it_did_not_write(trained, tmp_path, cli):
+def test_predict_refuses_to_replace_a_file_it_did_not_write_and_says_what_it_replaces(trained, tmp_path, cli):
     root, store, run, other, other_store = trained
     mine = tmp_path / "f.csv"
     mine.write_text("my,own\n1,2\n")
@@ -283,9 +283,15 @@ def test_predict_refuses_to_replace_a_file_it_did_not_write(trained, tmp_path, c
     out = tmp_path / "g.csv"
     assert cli("predict", "--model", run, "--data", other, "--store", other_store, "--no-extract", "--out", out)[0] == 0
     assert cli("predict", "--model", run, "--data", other, "--store", other_store, "--no-extract", "--out", out)[0] == 0
+    stray = tmp_path / "h.png"  # a file of the user's where the plot of h.csv would go
+    stray.write_bytes(b"not a plot")
     before = snapshot(tmp_path)
-    line = one_error_line(*cli("predict", "--model", run, "--data", root, "--store", store, "--no-extract", "--out", out))
-    assert "data:" in line and snapshot(tmp_path) == before
+    line = one_error_line(*cli("predict", "--model", run, "--data", other, "--store", other_store, "--no-extract",
+                               "--out", tmp_path / "h.csv"))
+    assert str(stray) in line and snapshot(tmp_path) == before
+    # Forecasts of other data at the same path are re-creatable: replaced, and the output says so.
+    code, stdout, err = cli("predict", "--model", run, "--data", root, "--store", store, "--no-extract", "--out", out)
+    assert code == 0 and f"replaced {out}, which held forecasts of another run and data" in stdout.replace("\n", "")
 
 
 # ---------------------------------------------------------------- case 4: unwritable outputs

@@ -13,7 +13,7 @@ from PIL import Image
 from sf.forecast.config import TrainConfig
 from sf.forecast.engine import train_run
 from sf.report.browser import Chromium, find_chromium
-from tests.fakes import make_dataset
+from tests.fakes import make_dataset, refresh_hashes
 
 H = 6
 
@@ -24,6 +24,7 @@ def run(tmp_path_factory):
     root, store = make_dataset(base / "train", n=60, horizon=H)
     (root / "images").mkdir()
     Image.new("RGB", (40, 24), (200, 30, 30)).save(root / "images" / "p0003.png")
+    refresh_hashes(root, store)  # the store's row for p0003 is "made from" this picture
     cfg = TrainConfig(features=store, data=root, out=base / "run", epochs=2, seeds=2, hidden=8, patience=2,
                       loss="quantile", quantiles=(0.1, 0.5, 0.9))
     train_run(cfg, progress=False)

@@ -127,8 +127,9 @@ def predict_new(cfg: PredictConfig, extract: Extract | None = None, console=None
     out = writable_file(Path(cfg.out) if cfg.out is not None else run_folder(run) / f"forecasts_{ds.meta.name}.parquet")
     feats = resolve_features(run, ds, cfg.store, extract, console)
     # After the inputs are known good (their errors come first), before any forecast is computed or written.
-    check_result_file(out, out.with_suffix(".json"), {"run": str(run_folder(run)), "data": str(cfg.data)}, cfg.force,
-                      "forecasts", beside=(out.with_suffix(".png"),))
+    replaced = check_result_file(out, out.with_suffix(".json"), {"run": str(run_folder(run)), "data": str(cfg.data)},
+                                 cfg.force, "forecasts", beside=(out.with_suffix(".png"),), replace_other=True)
+    notes += [replaced] if replaced else []
     if note := precision_note(run, feats.attrs, feats.path):
         notes.append(note)
     inp = build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab,

@@ -62,18 +62,20 @@ def check_run_folder(out: Path, config: dict, store: dict, resume: bool, force: 
 
 
 def check_result_file(out: Path, sidecar: Path, made_by: dict, force: bool, what: str,
-                      beside: tuple[Path, ...] = ()) -> None:
+                      beside: tuple[Path, ...] = (), replace_other: bool = False) -> str | None:
     """Refuse to replace `out` (described by the JSON `sidecar`) unless it was made by the same `made_by`
     fields (paths compared resolved) or --force. A file sf did not write is never replaced silently, nor
-    the files written `beside` it."""
+    the files written `beside` it. With `replace_other`, an earlier result of other inputs is replaced and
+    the returned note says so (a copied run folder holds its old paths, so for cheap, re-creatable results
+    a path difference is a note, not a refusal)."""
     if force:
-        return
+        return None
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         stray = [p for p in (sidecar, *beside) if p.exists() and p != out and not p.is_relative_to(out)]
         if stray:
             raise SfError(f"{stray[0]}: exists and would be replaced by this {what}; choose another --out, "
                           "or --force to replace it")
-        return
+        return None
     old = _read_json(sidecar) if sidecar.is_file() else None
     if old is None:
         raise SfError(f"{out}: exists and is not an earlier {what} (no readable {sidecar.name} beside it); "
@@ -81,6 +83,9 @@ def check_result_file(out: Path, sidecar: Path, made_by: dict, force: bool, what
     config = old.get("config") if isinstance(old.get("config"), dict) else {}
     diffs = [f"{k}: {old.get(k, config.get(k))!r} -> {str(v)!r}" for k, v in made_by.items()
              if not _same_path(old.get(k, config.get(k)), v)]
+    if diffs and replace_other:
+        return f"replaced {out}, which held {what} of another {' and '.join(made_by)} ({'; '.join(diffs)})"
     if diffs:
         raise SfError(f"{out}: holds {what} of another {' and '.join(made_by)} ({'; '.join(diffs)}); "
                       "choose another --out, or --force to replace it")
+    return None
