@@ -17,7 +17,8 @@ from sf.cli import app
 from sf.forecast.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMAND_ONLY = {"resume", "force"}  # what `sf train` does with the run folder, not a training setting
+# What `sf train` does with the run folder and the store check, not training settings.
+COMMAND_ONLY = {"resume", "force", "allow_stale"}
 
 
 def options(command: str) -> dict:
