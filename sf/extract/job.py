@@ -37,8 +37,8 @@ from sf.extract import backbones, sources as I, text as T
 from sf.extract.decode import DECODER_CHOICES, DeviceDecoder, ReadRows, collate_read, resolve_decoder
 from sf.extract.images import DEFAULT_MAX_PIXELS, FITS, BadImage, ImagePrep, load_image
 from sf.extract.runtime import F16_MAX, ImageFeaturizer, resolve_precision
-from sf.progress import bar
 from sf.outputs import writable_file
+from sf.progress import bar
 
 PART_BYTES = 256 * 1024 * 1024
 ENGINES = ("local", "ray")
