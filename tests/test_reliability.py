@@ -21,7 +21,7 @@ from PIL import Image
 from sf.cache import schema as S
 from sf.cache.reader import load_features
 from sf.data.contract import load_dataset
-from sf.extract import inputs as I
+from sf.extract import sources as I
 from sf.extract import job
 from tests.fakes import dataset_hashes, make_dataset as fake_dataset, write_store
 from tests.test_extract_helpers import make_dataset, tiny_config
