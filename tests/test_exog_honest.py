@@ -60,5 +60,40 @@ def test_tables_say_which_inputs(inp):
     metrics = {"name": "r", "model": "sf", "seeds": [0], "split": {"kind": "time", **{
         s: {"products": 1, "no_image_share": 0.0, "no_text_share": 0.0} for s in ("train", "val", "test")}},
         "val": {"mean": {"WAPE": 50.0}, "std": {}, "mean_curve": {"WAPE": 60.0}}}
+<<<<<<< HEAD
     assert "pre-release inputs" in run_table(metrics).title
     assert "known-future covariates" in run_table({**metrics, "exog_future": True}).title
+=======
+    assert "pre-release inputs" in metrics_table(metrics).title
+    assert "known-future covariates" in metrics_table({**metrics, "exog_future": True}).title
+
+
+def test_popularity_signals_use_only_earlier_training_products(inp):
+    from sf.forecast.popularity import PopularityReference, popularity_features
+
+    ref = PopularityReference.from_inputs(inp, 1.0)
+    feats = popularity_features(inp, ref)
+    order = np.argsort(inp.release)
+    first = order[0]
+    # The earliest product has no earlier product: every signal says "no evidence".
+    assert np.allclose(feats[first, 0::2][:-1], ref.overall) and np.all(feats[first, 1:-2:2] == 0)
+    # Changing a product's own sales (and every later product's) leaves its signals unchanged, except the
+    # "no evidence" constant (the reference's overall mean level, the same for every product).
+    later = inp.release >= inp.release[order[len(order) // 2]]
+    y = inp.y.copy()
+    y[later] *= 10
+    ref2 = PopularityReference.from_inputs(replace(inp, y=y), 1.0)
+    mid = order[len(order) // 2]
+    again = popularity_features(inp.take([mid]), ref2)[0]
+    evidence = feats[mid] != ref.overall
+    assert evidence.sum() >= 3
+    np.testing.assert_allclose(again[evidence], feats[mid][evidence], rtol=1e-6)
+    assert not np.allclose(popularity_features(inp.take(later), ref2), popularity_features(inp.take(later), ref))
+
+
+def test_popularity_reference_travels_with_the_fit(inp):
+    train, val = inp.take(np.arange(48)), inp.take(np.arange(48, 64))
+    fitted = fit("sf", train, val, TrainConfig(epochs=1, seeds=1, hidden=8, popularity=True), seed=0)
+    assert fitted.dims.popularity > 0 and "popularity" in fitted.model.reads
+    assert predict(fitted, val).shape == (16, val.horizon)
+>>>>>>> 2ec6b9c (Popularity signals (POP/MuQAR style) from earlier training products' sales, known at release: a reference that travels in the checkpoint; sf reads them with config popularity)

@@ -27,6 +27,7 @@ _FIELDS = {  # batch key -> (Inputs attribute, dtype in the batch)
     "exog": ("exog", torch.float32),
     "calendar": ("calendar", torch.float32),
     "attributes": ("attributes", torch.long),
+    "popularity": ("popularity", torch.float32),
 }
 
 
@@ -73,7 +74,7 @@ class TensorInputs:
     def __init__(self, inp: Inputs, y_scale: float, device: str | torch.device = "cpu",
                  reads: frozenset[str] | None = None, target: str = "scaled", exog_future: bool = False) -> None:
         self.n, self.horizon, self.device = len(inp), inp.horizon, torch.device(device)
-        keys = [k for k in _FIELDS if reads is None or k in reads]
+        keys = [k for k in _FIELDS if (reads is None or k in reads) and getattr(inp, _FIELDS[k][0]) is not None]
         self.dtypes = {k: _FIELDS[k][1] for k in keys if k != "image_grid"}
         arrays = {k: getattr(inp, _FIELDS[k][0]) for k in self.dtypes}
         if "exog" in arrays and not exog_future:

@@ -21,6 +21,7 @@ from sf.errors import SfError
 from sf.forecast.models import Dims, create_model
 from sf.forecast.config import TrainConfig, config_from_dict
 from sf.forecast.fit import FitResult, predict
+from sf.forecast.popularity import PopularityReference
 from sf.forecast.inputs import Inputs
 
 CHECKPOINT_FORMAT = "sf-checkpoint/1"
@@ -83,6 +84,7 @@ def save_checkpoint(path: str | Path, fitted: FitResult, cfg: TrainConfig, store
         "state_dict": {k: v.detach().cpu() for k, v in fitted.model.state_dict().items()},
         "y_scale": fitted.y_scale,
         "target": fitted.target,
+        "popularity": None if fitted.popularity is None else fitted.popularity.to_dict(),
         "loss": fitted.loss,
         "quantiles": list(fitted.quantiles),
         "history": fitted.history,
@@ -118,7 +120,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     return LoadedModel(
         model=model, model_name=ck["model_name"], dims=dims, hparams=ck["hparams"], y_scale=ck["y_scale"],
         loss=ck["loss"], quantiles=tuple(ck["quantiles"]), history=ck["history"], best_epoch=ck["best_epoch"],
-        seed=ck["seed"], seconds=ck["seconds"], target=ck.get("target", "scaled"), config=config_from_dict(ck["config"]), store=ck["store"],
+        seed=ck["seed"], seconds=ck["seconds"], target=ck.get("target", "scaled"),
+        popularity=PopularityReference.from_dict(ck["popularity"]) if ck.get("popularity") else None, config=config_from_dict(ck["config"]), store=ck["store"],
         attribute_vocab=ck["attribute_vocab"], attribute_names=ck["attribute_names"], exog_names=ck["exog_names"],
         horizon=ck["horizon"], path=path,
     )

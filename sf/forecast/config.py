@@ -35,6 +35,8 @@ class TrainConfig:
     # Known-future covariates: also feed the exog series over the forecast horizon. Off by default: a retailer
     # forecasting a new product has the series only up to its release (GTM's protocol: the 52 weeks before).
     exog_future: bool = False
+    # Popularity signals from earlier training products' sales (sf.forecast.popularity) as a static input.
+    popularity: bool = False
     attributes: bool = True  # learned attribute embeddings as a static input
     horizon: int | None = None  # default: the longest sales history in the data
     epochs: int = 100

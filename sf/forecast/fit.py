@@ -24,6 +24,7 @@ from sf.forecast.config import TrainConfig
 from sf.forecast.inputs import Inputs
 from sf.forecast.losses import Objective
 from sf.forecast.models import Dims, create_model, model_entry
+from sf.forecast.popularity import PopularityReference, with_popularity
 
 EVAL_BATCH = 256  # the widened image grid of a batch is B x 49 x 2048 floats: keep it small
 
@@ -42,6 +43,7 @@ class FitResult:
     seed: int = 0
     seconds: float = 0.0
     target: str = "scaled"
+    popularity: PopularityReference | None = None  # the training products' levels, when the model reads them
 
 
 @contextmanager
@@ -84,6 +86,10 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
     device = resolve_device(cfg.device)
     objective = Objective(cfg.loss, tuple(cfg.quantiles) if cfg.loss == "quantile" else ())
     torch.manual_seed(seed)
+    reference = None
+    if cfg.popularity:
+        reference = PopularityReference.from_inputs(train, target_scale(train))
+        train, val = with_popularity(train, reference), with_popularity(val, reference)
     dims = Dims.from_inputs(train, n_outputs=cfg.n_outputs)
     hp = model_hparams(model_name, cfg, hparams)
     try:
@@ -132,7 +138,7 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
     model.eval()
     return FitResult(model=model, model_name=model_name, dims=dims, hparams=hp, y_scale=y_scale,
                      loss=objective.loss, quantiles=objective.quantiles, history=history, best_epoch=best_epoch,
-                     seed=seed, seconds=time.perf_counter() - t0, target=cfg.target)
+                     seed=seed, seconds=time.perf_counter() - t0, target=cfg.target, popularity=reference)
 
 
 @torch.no_grad()
@@ -164,6 +170,9 @@ def _predict(fitted, inp: Inputs, observed_steps: int) -> np.ndarray:
     model = fitted.model
     objective = Objective(fitted.loss, tuple(fitted.quantiles))
     target = getattr(fitted, "target", "scaled")
+    reference = getattr(fitted, "popularity", None)
+    if reference is not None:
+        inp = with_popularity(inp, reference)
     data = TensorInputs.for_model(inp, model, fitted.y_scale, target)
     model.eval()
     parts = [objective.outputs(model(data.batch(idx, observed_steps))).float().cpu()

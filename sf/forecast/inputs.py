@@ -38,6 +38,9 @@ class Inputs:
     y: np.ndarray  # (N, H) float32 units, 0 where not observed
     y_mask: np.ndarray  # (N, H) bool, True where a sale figure exists
     split: np.ndarray | None  # (N,) str from the products table's split column, if any
+    # (N, P) float32 popularity signals from earlier training products (sf.forecast.popularity); set by
+    # training and prediction from the model's reference products, never by build_inputs
+    popularity: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.product_ids)

@@ -37,6 +37,7 @@ class Dims:
     calendar: int
     attribute_cardinalities: tuple[int, ...]  # per attribute: vocabulary size + 1 (code 0 = unknown)
     n_outputs: int = 1
+    popularity: int = 0  # popularity signals per product (sf.forecast.popularity); 0: none
 
     @classmethod
     def from_inputs(cls, inp: Inputs, n_outputs: int = 1) -> "Dims":
@@ -51,6 +52,7 @@ class Dims:
             calendar=inp.calendar.shape[2],
             attribute_cardinalities=tuple(len(inp.attribute_vocab[n]) + 1 for n in inp.attribute_names),
             n_outputs=n_outputs,
+            popularity=0 if inp.popularity is None else inp.popularity.shape[1],
         )
 
     def to_dict(self) -> dict:

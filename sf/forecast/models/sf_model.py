@@ -3,7 +3,9 @@
 Per product (static):  F = fusion(regions, words)                  (B, d_F)   see sf/fusion
                        z = GELU(W_z vec(exog[-lookback:0]) + b_z)   (B, d)     the trends before release
                        a = [E_1 code_1 ; ... ; E_A code_A]                     attribute embeddings
-Per horizon step t:    x_t = [F ; z ; a ; calendar_t ; (exog_t) ; obs_t ; m_t]
+                       p = GELU(W_p pop + b_p)                      (B, d)     popularity signals of earlier
+                                                                               products (config popularity)
+Per horizon step t:    x_t = [F ; z ; p ; a ; calendar_t ; (exog_t) ; obs_t ; m_t]
                        ŷ_{1..H} = head(x_1..x_H)                     (B, H, n_outputs), all steps at once
 
 exog_t (the series in horizon week t) only with exog_future=True: known-future covariates, which a retailer
@@ -39,19 +41,22 @@ class SFModel(ForecastModel):
         self.exog_future = self.use_exog and exog_future
         if self.summarise_lookback:
             self.lookback = nn.Linear(dims.lookback * dims.exog_terms, hidden)
+        # Popularity signals of earlier products (sf.forecast.popularity), when the data carries them.
+        self.popularity = nn.Linear(dims.popularity, hidden) if dims.popularity else None
         cards = dims.attribute_cardinalities if use_attributes else ()
         self.attributes = nn.ModuleList(nn.Embedding(c, min(attribute_dim, c), padding_idx=0) for c in cards)
         for emb in self.attributes:  # a value never seen in training keeps the zero vector: "unknown"
             nn.init.zeros_(emb.weight)
         self.attribute_dropout = attribute_dropout
-        step_in = (hidden + (hidden if self.summarise_lookback else 0) + sum(e.embedding_dim for e in self.attributes)
+        step_in = (hidden + (hidden if self.summarise_lookback else 0) + (hidden if self.popularity else 0) + sum(e.embedding_dim for e in self.attributes)
                    + dims.calendar + (dims.exog_terms if self.exog_future else 0) + 2)
         self.head = create_head(head, in_dim=step_in, hidden=hidden, n_outputs=dims.n_outputs, dropout=dropout,
                                 layers=layers)
 
     @property
     def reads(self) -> frozenset[str]:
-        return self.fusion.reads | {"calendar", "exog", "attributes", "obs", "obs_mask"}
+        return self.fusion.reads | {"calendar", "exog", "attributes", "obs", "obs_mask"} | (
+            {"popularity"} if self.popularity is not None else set())
 
     def representation(self, batch: dict[str, torch.Tensor]):
         return self.fusion(batch)
@@ -62,6 +67,8 @@ class SFModel(ForecastModel):
         static = [fused]
         if self.summarise_lookback:
             static.append(nn.functional.gelu(self.lookback(batch["exog"][:, :lb].flatten(1))))
+        if self.popularity is not None:
+            static.append(nn.functional.gelu(self.popularity(batch["popularity"])))
         codes = batch["attributes"]
         if self.training and self.attribute_dropout > 0 and len(self.attributes):
             codes = codes.masked_fill(torch.rand(codes.shape, device=codes.device) < self.attribute_dropout, 0)
