@@ -345,6 +345,38 @@ def compare(
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     console.print(f"written: [bold]{result.out}[/] (compare.csv, compare.json, PNGs, config.json)")
 
+@app.command("tune")
+def tune(
+    features: Path = typer.Option(..., "--features", "-f", help="Feature store from `sf extract` (HDF5)."),
+    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder with the products' sales."),
+    model: str = typer.Option("sf", help="Model to tune: sf, gtm, ekambaram (each has its search space)."),
+    trials: int = typer.Option(50, help="Trials in all (a resumed study counts its finished and pruned ones)."),
+    seeds: int = typer.Option(2, help="Seeds per trial; the objective is their mean validation WAPE."),
+    workers: int = typer.Option(1, help="Processes feeding the study (one torch thread each)."),
+    timeout: Optional[float] = typer.Option(None, help="Seconds after which no new trial starts."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML with the `sf train` settings not searched."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Study folder (default: runs/tune_<store>_<model>)."),
+) -> None:
+    """Search hyper-parameters on the validation split (Optuna; the test split is never read).
+
+    Every trial trains from the in-memory store with `sf train`'s loop; pruning, a resumable SQLite study, parallel
+    workers. Writes best.toml (for `sf train --config`), trials.csv, tune.json and study.png.
+
+    Example: sf tune --features cache/visuelle_efficientnet_lite0.h5 --data data/visuelle --trials 50 --workers 2
+    """
+    from sf.forecast.config import load_config
+    from sf.forecast.tune import TuneConfig, run_tune
+
+    cfg = TuneConfig(features=features, data=data, model=model, trials=trials, seeds=seeds, workers=workers,
+                     timeout=timeout, out=out, train=load_config(config))
+    result = run_tune(cfg, console=err_console)
+    states = [t["state"] for t in result.trials]
+    console.print(f"{len(states)} trials ({states.count('COMPLETE')} finished, {states.count('PRUNED')} pruned) in "
+                  f"{result.seconds:.0f} s; best validation WAPE {result.best_value:.2f} with "
+                  + ", ".join(f"{k}={v}" for k, v in result.best_params.items()), highlight=False)
+    console.print(f"written: [bold]{result.out}[/] (best.toml, trials.csv, tune.json, study.png, study.db); "
+                  f"next: sf train --config {result.out / 'best.toml'}", highlight=False)
+
 # ---------------------------------------------------------------- predict / evaluate / explain / demo
 
 
