@@ -319,6 +319,7 @@ def compare(
     backbone: str = typer.Option("resnet101", help="Names the default stores."),
     models: Optional[str] = typer.Option(None, help="Comma-separated (default: mean_curve,attribute_mean,knn_image,knn_attributes,knn_both,gtm,ekambaram,sf)."),
     shuffled_control: bool = typer.Option(False, "--shuffled-control", help="Add sf scored on shuffled image/text features (a sanity row)."),
+    tune_trials: int = typer.Option(0, "--tune-trials", help="Give every neural model the same `sf tune` budget (trials on validation) first [0: none]."),
     workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/compare_<data names>)."),
     train: TrainConfig = None,  # the shared training options (cli_options.study_command)
@@ -335,7 +336,8 @@ def compare(
     names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else DEFAULT_MODELS
     cfg = CompareConfig(data=tuple(data), features=tuple(features or ()), backbone=backbone, models=names,
                         shuffled_control=shuffled_control, workers=workers, out=out, train=train,
-                        allow_stale_features=allow_stale)
+                        allow_stale_features=allow_stale,
+                        tune_trials=tune_trials)
     result = run_compare(cfg, console=err_console)
     for label in result.tables:
         console.print(compare_table(result, label))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -64,3 +65,18 @@ def test_every_search_space_builds_a_valid_config(model):
     cfg = apply(TrainConfig(model=model, hparams={"keep": 1}), SPACES[model](sampled))
     cfg.validate()
     assert cfg.hparams["keep"] == 1 and cfg.lr != TrainConfig().lr
+
+
+def test_compare_gives_every_neural_model_the_same_tuning_budget(tmp_path, fake):
+    from sf.forecast.compare import CompareConfig, run_compare
+
+    root, store, _ = fake
+    cfg = CompareConfig(data=(root,), features=(store,), models=("mean_curve", "gtm", "sf"), workers=1,
+                        out=tmp_path / "cmp", train=TrainConfig(epochs=2, patience=1, seeds=1), tune_trials=2,
+                        tune_seeds=1)
+    result = run_compare(cfg, progress=False)
+    for model in ("gtm", "sf"):
+        study = result.out / f"tune_fake_{model}"
+        assert len(load_config(study / "best.toml").to_dict()) and (study / "study.db").is_file()
+        assert len(json.loads((study / "tune.json").read_text())["trials"]) == 2
+    assert not (result.out / "tune_fake_mean_curve").exists()  # baselines have nothing to tune

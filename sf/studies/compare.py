@@ -89,6 +89,10 @@ class CompareConfig:
     out: Path | None = None  # default runs/compare_<dataset names>
     train: TrainConfig = field(default_factory=TrainConfig)
     allow_stale_features: bool = False  # use features whose image/text changed since extraction
+    # The same tuning budget for every neural model: `sf tune` with this many trials (validation only) per model
+    # and data set before its seeds are trained with the best settings found. 0: every model on `train`.
+    tune_trials: int = 0
+    tune_seeds: int = 2
 
     def to_dict(self) -> dict:
         return plain(self)
@@ -151,7 +155,10 @@ def run_compare(cfg: CompareConfig, console: Console | None = None, progress: bo
         stores[label] = {k: str(v) for k, v in info.items()}
         del feats
     workers = cfg.workers or pool.default_workers()
-    results = pool.run_jobs(_jobs(rows, labels, train_cfg, workers), shared, workers, console, "compare", progress)
+    out = Path(cfg.out) if cfg.out else Path("runs") / ("compare_" + "+".join(Path(d).name for d in cfg.data))
+    tuned = _tune_each(cfg, rows, shared, pairs, labels, out, workers, console, progress) if cfg.tune_trials else {}
+    results = pool.run_jobs(_jobs(rows, labels, train_cfg, workers, tuned), shared, workers, console, "compare",
+                            progress)
 
     tables, splits, notes = {}, {}, []
     for label in labels:
@@ -166,23 +173,41 @@ def run_compare(cfg: CompareConfig, console: Console | None = None, progress: bo
         sh = shared[label]
         splits[label] = {"kind": sh.kind, "split_id": ids.pop(), "store": stores[label], **sh.info}
         notes += honesty_notes(label, summary, rows, split)
-    out = Path(cfg.out) if cfg.out else Path("runs") / ("compare_" + "+".join(Path(d).name for d in cfg.data))
     result = CompareResult(out=out, tables=tables, splits=splits, notes=notes, seconds=time.perf_counter() - t0,
                            workers=workers, contenders=rows, exog_future=train_cfg.exog_future)
     _write(result, cfg)
     return result
 
 
-def _jobs(rows: list[Contender], labels: list[str], train_cfg: TrainConfig, workers: int) -> list[pool.Job]:
-    """Every contender on every data set: neural models once per seed, deterministic baselines once."""
+def _jobs(rows: list[Contender], labels: list[str], train_cfg: TrainConfig, workers: int,
+          tuned: dict | None = None) -> list[pool.Job]:
+    """Every contender on every data set: neural models once per seed (with their tuned settings, if any),
+    deterministic baselines once."""
     threads = 1 if workers > 1 else train_cfg.threads
     jobs = []
     for label in labels:
         for c in rows:
-            run_cfg = replace(train_cfg, model=c.model, threads=threads)
+            run_cfg = replace((tuned or {}).get((label, c.model), train_cfg), model=c.model, threads=threads)
             seeds = [train_cfg.seed] if c.kind == "baseline" else train_cfg.seed_list
             jobs += [pool.Job(c.name, label, c.kind, c.model, run_cfg, s, c.params, c.perturb) for s in seeds]
     return jobs
+
+
+def _tune_each(cfg: CompareConfig, rows, shared, pairs, labels, out: Path, workers: int, console, progress) -> dict:
+    """(data label, model) -> the TrainConfig `sf tune` found best on that data set's validation split, with the
+    same number of trials for every neural model (studies under out/tune_<label>_<model>/)."""
+    from sf.forecast.tune import SPACES, TuneConfig, run_tune
+
+    tuned = {}
+    for label, (data, store) in zip(labels, pairs):
+        for model in dict.fromkeys(c.model for c in rows if c.kind == "neural"):
+            if model not in SPACES:
+                raise SfError(f"--tune-trials: model {model!r} has no search space ({', '.join(SPACES)})")
+            tcfg = TuneConfig(features=store, data=data, model=model, trials=cfg.tune_trials, seeds=cfg.tune_seeds,
+                              workers=workers, out=out / f"tune_{_slug(label)}_{model}", train=cfg.train)
+            result = run_tune(tcfg, parts=shared[label].parts, console=console, progress=progress)
+            tuned[(label, model)] = replace(result.best_config, features=None, data=None, seeds=cfg.train.seeds)
+    return tuned
 
 
 def _wape(s: dict, split: str) -> float:
