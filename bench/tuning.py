@@ -39,6 +39,9 @@ VARIANTS: dict[str, dict] = {
     "pop": {"popularity": True},
     "l1_pop": {"target": "scaled", "loss": "l1", "popularity": True},
     "l1_log_pop": {"target": "log", "loss": "l1", "popularity": True},
+    "ema": {"ema": 0.995},
+    "l1_ema": {"target": "scaled", "loss": "l1", "ema": 0.995},
+    "l1_pop_ema": {"target": "scaled", "loss": "l1", "popularity": True, "ema": 0.995},
     "gtm": {"model": "gtm"},
     "gtm_l1_scaled": {"model": "gtm", "target": "scaled", "loss": "l1"},
     "ekambaram": {"model": "ekambaram"},
@@ -73,10 +76,13 @@ def main() -> None:
             wape = [r.metrics[split]["WAPE"] for r in seeds]
             ensemble = np.mean([r.forecasts[split] for r in seeds], axis=0)
             ens = compute_metrics(p.y, ensemble, p.y_mask, prepared.hit_threshold, seeds[0].quantiles or None)["WAPE"]
+            point = ensemble[..., ensemble.shape[-1] // 2] if ensemble.ndim == 3 else ensemble
+            bias = float((point * p.y_mask).sum() / max((p.y * p.y_mask).sum(), 1e-9))
             row[split] = {"mean": float(np.mean(wape)), "std": float(np.std(wape, ddof=1)) if len(wape) > 1 else 0.0,
-                          "per_seed": wape, "ensemble": ens}
+                          "per_seed": wape, "ensemble": ens, "bias": bias}
         print(f"{name:28s} val {row['val']['mean']:5.1f} ± {row['val']['std']:.1f} (ens {row['val']['ensemble']:.1f})  "
               f"test {row['test']['mean']:5.1f} ± {row['test']['std']:.1f} (ens {row['test']['ensemble']:.1f})  "
+              f"forecast/actual val {row['val']['bias']:.2f} test {row['test']['bias']:.2f}  "
               f"epochs {epochs}  {row['seconds']:.0f} s", flush=True)
         args.log.parent.mkdir(parents=True, exist_ok=True)
         with args.log.open("a") as f:

@@ -45,6 +45,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     patience: int = 10  # epochs without a better validation loss before stopping
+    # Exponential moving average of the weights (0: off): validation, early stopping and the saved model use
+    # the averaged weights, which are smoother across epochs and seeds than the last step's.
+    ema: float = 0.0
     loss: str = "mse"
     # What the loss sees: log = log(1 + units / mean training units per step) (default), scaled = units / that
     # mean (the paper's plain MSE on sales). Metrics are always in units. On VISUELLE's time split, log gave
@@ -111,6 +114,8 @@ class TrainConfig:
             bad("dropout", f"must be in [0, 1), got {self.dropout}")
         if self.lr <= 0:
             bad("lr", f"must be > 0, got {self.lr}")
+        if not 0 <= self.ema < 1:
+            bad("ema", f"must be in [0, 1), got {self.ema}")
         if self.observe_max < 0:
             bad("observe_max", f"must be >= 0, got {self.observe_max}")
         if len(self.fractions) != 3 or min(self.fractions) < 0 or abs(sum(self.fractions) - 1) > 1e-6:

@@ -103,6 +103,9 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
 
     history: list[dict] = []
     best_loss, best_epoch, best_state = float("inf"), 0, None
+    averaged = torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
+    scored = averaged.module if averaged is not None else model
     t0 = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
         model.train()
@@ -117,11 +120,13 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
             if cfg.grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             total, cells = total + loss.item() * int(n), cells + int(n)
         train_loss = total / max(cells, 1)
         # Scored under every observation regime it was trained for (0..observe_max known weeks), so the epoch
         # chosen is good for new products and for short-observation forecasts alike.
-        val_loss = (float(np.mean([evaluate(model, va, objective, k) for k in range(cfg.observe_max + 1)]))
+        val_loss = (float(np.mean([evaluate(scored, va, objective, k) for k in range(cfg.observe_max + 1)]))
                     if va.n else train_loss)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                         "seconds": time.perf_counter() - t0})
@@ -129,7 +134,7 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
             progress(history[-1])
         if val_loss < best_loss:
             best_loss, best_epoch = val_loss, epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in scored.state_dict().items()}
         elif epoch - best_epoch >= cfg.patience:
             break
     if best_state is None:
