@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sf.forecast.config import TrainConfig  # noqa: E402
-from sf.forecast.tune import TuneConfig, run_tune  # noqa: E402
+from sf.studies.tune import TuneConfig, run_tune  # noqa: E402
 
 GOAL_S = 15 * 60
 

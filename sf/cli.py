@@ -367,7 +367,7 @@ def tune(
     Example: sf tune --features cache/visuelle_efficientnet_lite0.h5 --data data/visuelle --trials 50 --workers 2
     """
     from sf.forecast.config import load_config
-    from sf.forecast.tune import TuneConfig, run_tune
+    from sf.studies.tune import TuneConfig, run_tune
 
     cfg = TuneConfig(features=features, data=data, model=model, trials=trials, seeds=seeds, workers=workers,
                      timeout=timeout, out=out, train=load_config(config))

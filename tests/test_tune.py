@@ -14,10 +14,9 @@ optuna = pytest.importorskip("optuna", reason="sf tune needs the [tune] extra")
 from sf.cache.reader import load_features  # noqa: E402
 from sf.data.contract import load_dataset  # noqa: E402
 from sf.errors import SfError  # noqa: E402
-from sf.forecast import harness as H  # noqa: E402
+from sf.forecast import engine  # noqa: E402
 from sf.forecast.config import TrainConfig, load_config  # noqa: E402
-from sf.forecast.inputs import build_inputs  # noqa: E402
-from sf.forecast.tune import SPACES, TuneConfig, apply, run_tune  # noqa: E402
+from sf.studies.tune import SPACES, TuneConfig, apply, run_tune  # noqa: E402
 from tests.fakes import make_dataset  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -26,11 +25,11 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def fake(tmp_path_factory):
     root, store = make_dataset(tmp_path_factory.mktemp("fake"), n=60, horizon=4)
-    inp = build_inputs(load_dataset(root), load_features(store))
-    parts = H.make_shared("fake", inp, TrainConfig()).parts
+    prepared = engine.prepare(TrainConfig(), load_features(store), load_dataset(root), label="fake")
     # Test products' sales are poison: a trial that read them would score NaN.
-    parts = {**parts, "test": replace(parts["test"], y=np.full_like(parts["test"].y, np.nan))}
-    return root, store, parts
+    test = prepared.parts["test"]
+    prepared = replace(prepared, parts={**prepared.parts, "test": replace(test, y=np.full_like(test.y, np.nan))})
+    return root, store, prepared
 
 
 def small(tmp_path, fake, trials, **kw):
@@ -40,7 +39,7 @@ def small(tmp_path, fake, trials, **kw):
 
 
 def test_study_writes_best_config_that_sf_train_reads(tmp_path, fake):
-    result = run_tune(small(tmp_path, fake, 3), parts=fake[2], progress=False)
+    result = run_tune(small(tmp_path, fake, 3), prepared=fake[2], progress=False)
     assert len(result.trials) == 3 and np.isfinite(result.best_value)
     for name in ("best.toml", "trials.csv", "tune.json", "study.png", "study.db"):
         assert (result.out / name).is_file(), name
@@ -51,12 +50,12 @@ def test_study_writes_best_config_that_sf_train_reads(tmp_path, fake):
 
 
 def test_study_resumes_and_refuses_other_settings(tmp_path, fake):
-    run_tune(small(tmp_path, fake, 2), parts=fake[2], progress=False)
-    again = run_tune(small(tmp_path, fake, 3), parts=fake[2], progress=False)
+    run_tune(small(tmp_path, fake, 2), prepared=fake[2], progress=False)
+    again = run_tune(small(tmp_path, fake, 3), prepared=fake[2], progress=False)
     assert [t["number"] for t in again.trials] == [0, 1, 2]  # two from the first call, one new
     other = replace(small(tmp_path, fake, 4), train=TrainConfig(epochs=3))
     with pytest.raises(SfError, match="other settings"):
-        run_tune(other, parts=fake[2], progress=False)
+        run_tune(other, prepared=fake[2], progress=False)
 
 
 @pytest.mark.parametrize("model", sorted(SPACES))
@@ -68,7 +67,7 @@ def test_every_search_space_builds_a_valid_config(model):
 
 
 def test_compare_gives_every_neural_model_the_same_tuning_budget(tmp_path, fake):
-    from sf.forecast.compare import CompareConfig, run_compare
+    from sf.studies.compare import CompareConfig, run_compare
 
     root, store, _ = fake
     cfg = CompareConfig(data=(root,), features=(store,), models=("mean_curve", "gtm", "sf"), workers=1,

@@ -196,7 +196,7 @@ def _jobs(rows: list[Contender], labels: list[str], train_cfg: TrainConfig, work
 def _tune_each(cfg: CompareConfig, rows, shared, pairs, labels, out: Path, workers: int, console, progress) -> dict:
     """(data label, model) -> the TrainConfig `sf tune` found best on that data set's validation split, with the
     same number of trials for every neural model (studies under out/tune_<label>_<model>/)."""
-    from sf.forecast.tune import SPACES, TuneConfig, run_tune
+    from sf.studies.tune import SPACES, TuneConfig, run_tune
 
     tuned = {}
     for label, (data, store) in zip(labels, pairs):
@@ -205,7 +205,7 @@ def _tune_each(cfg: CompareConfig, rows, shared, pairs, labels, out: Path, worke
                 raise SfError(f"--tune-trials: model {model!r} has no search space ({', '.join(SPACES)})")
             tcfg = TuneConfig(features=store, data=data, model=model, trials=cfg.tune_trials, seeds=cfg.tune_seeds,
                               workers=workers, out=out / f"tune_{_slug(label)}_{model}", train=cfg.train)
-            result = run_tune(tcfg, parts=shared[label].parts, console=console, progress=progress)
+            result = run_tune(tcfg, prepared=shared[label], console=console, progress=progress)
             tuned[(label, model)] = replace(result.best_config, features=None, data=None, seeds=cfg.train.seeds)
     return tuned
 

@@ -1,9 +1,9 @@
 """`sf tune`: hyper-parameter search over the cached features with Optuna — the two-stage design's pay-off.
 
-The store is read once into memory and split once (the split `sf train` uses); every trial trains through
-`sf.forecast.train.fit` (the same loop, early stopping and batching as `sf train`) on the training products
+The store is read once into memory and split once by the engine (`engine.prepare`, the split `sf train`
+uses); every trial is `engine.train_seed` per seed (the same fit, early stopping and batching as `sf train`)
 and is scored by pooled WAPE on the validation products, averaged over `seeds` seeds. The test products
-are dropped before the first trial: tuning never sees them.
+are dropped before the first trial (`validation_only`): tuning never sees them.
 
     objective(trial) = mean over seeds s of WAPE_val( fit(config + trial's choices, seed s) )
 
@@ -26,10 +26,8 @@ import numpy as np
 
 from sf.data.atomic import atomic_write_text
 from sf.errors import SfError
-from sf.forecast import harness as H
+from sf.forecast import engine
 from sf.forecast.config import TrainConfig
-from sf.forecast.inputs import Inputs
-from sf.forecast.metrics import compute_metrics
 
 # ---------------------------------------------------------------- search spaces (one per model)
 
@@ -107,24 +105,24 @@ class TuneResult:
     seconds: float
 
 
-_PARTS: dict[str, Inputs] = {}  # train / val, set before workers fork
-_THRESHOLD: list[float] = []
+_PREPARED: list[engine.Prepared] = []  # the validation-only data, set before workers fork
+
+
+def validation_only(prepared: engine.Prepared) -> engine.Prepared:
+    """The same prepared data with no test products: a trial cannot read (or be scored on) them."""
+    test = prepared.parts["test"]
+    return replace(prepared, parts={**prepared.parts, "test": test.take(np.zeros(0, dtype=np.int64))})
 
 
 def objective_for(cfg: TuneConfig, base: TrainConfig):
     from optuna import TrialPruned
 
-    from sf.forecast.train import fit, predict
-
     def objective(trial) -> float:
         run_cfg = apply(base, SPACES[cfg.model](trial))
-        train, val = _PARTS["train"], _PARTS["val"]
         scores = []
         for i, seed in enumerate(run_cfg.seed_list[: cfg.seeds]):
-            fitted = fit(cfg.model, train, val, run_cfg, seed)
-            yhat = predict(fitted, val, threads=run_cfg.threads)
-            yhat = yhat[..., yhat.shape[-1] // 2] if yhat.ndim == 3 else yhat
-            scores.append(compute_metrics(val.y, yhat, val.y_mask, _THRESHOLD[0])["WAPE"])
+            result = engine.train_seed(run_cfg, _PREPARED[0], seed)
+            scores.append(result.metrics["val"]["WAPE"])
             trial.report(float(np.mean(scores)), i)
             if i + 1 < cfg.seeds and trial.should_prune():
                 raise TrialPruned()
@@ -150,8 +148,8 @@ def _optimize(args, on_trial=None) -> None:
                    catch=(SfError,))
 
 
-def run_tune(cfg: TuneConfig, parts: dict[str, Inputs] | None = None, console=None, progress: bool = True) -> TuneResult:
-    """Run (or resume) the study; `parts` (train/val Inputs) skips reading the store, as the tests do."""
+def run_tune(cfg: TuneConfig, prepared: engine.Prepared | None = None, console=None, progress: bool = True) -> TuneResult:
+    """Run (or resume) the study; `prepared` (from `engine.prepare`) skips reading the store again."""
     try:
         import optuna
     except ImportError:
@@ -159,20 +157,9 @@ def run_tune(cfg: TuneConfig, parts: dict[str, Inputs] | None = None, console=No
     cfg = cfg.resolved()
     t0 = time.perf_counter()
     base = replace(cfg.train, model=cfg.model, features=cfg.features, data=cfg.data, seeds=cfg.seeds, threads=1)
-    if parts is None:
-        from sf.cache.reader import load_features
-        from sf.data.contract import load_dataset
-        from sf.forecast.inputs import build_inputs
-
-        inp = build_inputs(load_dataset(cfg.data), load_features(cfg.features), horizon=base.horizon)
-        parts = H.make_shared(Path(cfg.data).name, inp, base).parts
-        del inp
-    # Tuning never sees the test products: only these two parts reach a trial.
-    _PARTS.clear()
-    _PARTS.update(train=parts["train"], val=parts["val"])
-    from sf.forecast.metrics import hit_threshold
-
-    _THRESHOLD[:] = [hit_threshold(parts["train"].y, parts["train"].y_mask)]
+    if prepared is None:
+        prepared = engine.prepare(base, label=Path(cfg.data).name)
+    _PREPARED[:] = [validation_only(prepared)]
 
     out = cfg.out
     out.mkdir(parents=True, exist_ok=True)
@@ -197,7 +184,7 @@ def run_tune(cfg: TuneConfig, parts: dict[str, Inputs] | None = None, console=No
                 pending.get()
     finally:
         stop.close()
-        _PARTS.clear()
+        _PREPARED.clear()
     study = optuna.load_study(study_name=name, storage=storage)
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
