@@ -60,12 +60,8 @@ def test_tables_say_which_inputs(inp):
     metrics = {"name": "r", "model": "sf", "seeds": [0], "split": {"kind": "time", **{
         s: {"products": 1, "no_image_share": 0.0, "no_text_share": 0.0} for s in ("train", "val", "test")}},
         "val": {"mean": {"WAPE": 50.0}, "std": {}, "mean_curve": {"WAPE": 60.0}}}
-<<<<<<< HEAD
     assert "pre-release inputs" in run_table(metrics).title
     assert "known-future covariates" in run_table({**metrics, "exog_future": True}).title
-=======
-    assert "pre-release inputs" in metrics_table(metrics).title
-    assert "known-future covariates" in metrics_table({**metrics, "exog_future": True}).title
 
 
 def test_popularity_signals_use_only_earlier_training_products(inp):
@@ -96,4 +92,14 @@ def test_popularity_reference_travels_with_the_fit(inp):
     fitted = fit("sf", train, val, TrainConfig(epochs=1, seeds=1, hidden=8, popularity=True), seed=0)
     assert fitted.dims.popularity > 0 and "popularity" in fitted.model.reads
     assert predict(fitted, val).shape == (16, val.horizon)
->>>>>>> 2ec6b9c (Popularity signals (POP/MuQAR style) from earlier training products' sales, known at release: a reference that travels in the checkpoint; sf reads them with config popularity)
+
+
+def test_the_papers_config_stays_a_named_preset(tmp_path):
+    from sf.forecast.config import load_config
+
+    paper = load_config("paper", seeds=2)
+    assert (paper.model, paper.fusion, paper.head, paper.hidden, paper.loss, paper.target) == (
+        "sf", "biattn", "bilstm", 30, "mse", "scaled")
+    assert not paper.popularity and paper.ema == 0 and paper.seeds == 2
+    with pytest.raises(Exception, match="preset"):
+        load_config(tmp_path / "nope.toml")

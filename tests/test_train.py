@@ -201,7 +201,7 @@ def test_config_file_flags_and_errors(tmp_path):
 
 def test_weight_averaging_scores_and_keeps_the_averaged_weights(tmp_path):
     """With ema, validation scores the averaged weights and the fit keeps them (not the last step's)."""
-    from sf.forecast.train import evaluate as val_loss_of
+    from sf.forecast.fit import evaluate as val_loss_of
     from sf.forecast.batching import TensorInputs
     from sf.forecast.losses import Objective
 

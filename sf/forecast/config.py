@@ -174,14 +174,27 @@ def _coerce(name: str, value, source: str):
     return float(value) if base == "float" else value
 
 
+# Named configs `--config NAME` takes besides a TOML file. "paper": the attention-RNN paper's exact model and
+# training (biattn + BiLSTM, hidden 30, MSE on sales / ū, no popularity signals, no weight averaging), kept
+# reproducible whatever sf's defaults become; `sf ablate` runs it as a row.
+PRESETS: dict[str, dict] = {
+    "paper": {"model": "sf", "fusion": "biattn", "head": "bilstm", "hidden": 30, "dropout": 0.2, "loss": "mse",
+              "target": "scaled", "popularity": False, "ema": 0.0, "lr": 1e-3, "batch_size": 32},
+}
+
+
 def load_config(path: str | Path | None = None, **overrides) -> TrainConfig:
-    """TrainConfig from an optional TOML file, then `overrides` (None values are ignored: "not given")."""
+    """TrainConfig from an optional TOML file or preset name (PRESETS), then `overrides` (None values are
+    ignored: "not given")."""
     values: dict = {}
     known = {f.name: f for f in fields(TrainConfig)}
+    if path is not None and str(path) in PRESETS and not Path(path).is_file():
+        values.update(PRESETS[str(path)])
+        path = None
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise SfError(f"{path}: config file not found")
+            raise SfError(f"{path}: config file not found (or a preset: {', '.join(PRESETS)})")
         try:
             raw = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as e:

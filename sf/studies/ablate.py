@@ -27,7 +27,7 @@ from sf.data.atomic import atomic_write_text
 from sf.data.contract import load_dataset
 from sf.errors import SfError
 from sf.forecast import engine
-from sf.forecast.config import TrainConfig, inputs_label
+from sf.forecast.config import PRESETS, TrainConfig, inputs_label
 from sf.forecast.metrics import POINT_METRICS
 from sf.plain import plain
 from sf.studies import pool
@@ -36,6 +36,7 @@ from sf.studies import tables as T
 GRID_FUSIONS = {"biattn": "bidirectional attention", "concat": "attention removed (pooled image ⊕ pooled text)"}
 GRID_HEADS = ("lstm", "bilstm")
 EXTRAS = (  # (label, changes to the main row: biattn + bilstm on the main store)
+    ("the paper's exact config (hidden 30, MSE on units / ū)", {"settings": tuple(sorted(PRESETS["paper"].items()))}),
     ("text only", {"fusion": "text"}),
     ("image only", {"fusion": "image"}),
     ("no exogenous series", {"exog": False}),
@@ -69,6 +70,7 @@ class Variant:
     head: str = "bilstm"
     exog: bool = True
     group: str = "grid"  # grid | extra | reference
+    settings: tuple = ()  # other TrainConfig changes, as sorted (key, value) pairs (e.g. a preset's)
 
 
 @dataclass
@@ -204,7 +206,8 @@ def _jobs(variants: list[Variant], train_cfg: TrainConfig, workers: int) -> list
         if v.group == "reference":
             jobs.append(pool.Job(v.label, v.store, "baseline", "mean_curve", train_cfg, train_cfg.seed))
             continue
-        run_cfg = replace(train_cfg, fusion=v.fusion, head=v.head, exog=v.exog, threads=threads)
+        run_cfg = replace(replace(train_cfg, fusion=v.fusion, head=v.head, exog=v.exog, threads=threads),
+                          **dict(v.settings))
         jobs += [pool.Job(v.label, v.store, "neural", "sf", run_cfg, s, cost=_cost(v)) for s in train_cfg.seed_list]
     return jobs
 
