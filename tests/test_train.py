@@ -203,14 +203,16 @@ def test_weight_averaging_scores_and_keeps_the_averaged_weights(tmp_path):
     """With ema, validation scores the averaged weights and the fit keeps them (not the last step's)."""
     from sf.forecast.fit import evaluate as val_loss_of
     from sf.forecast.batching import TensorInputs
-    from sf.forecast.losses import Objective
 
     root, store = make_dataset(tmp_path, n=64, horizon=6)
     inp = build_inputs(load_dataset(root), load_features(store))
     tr, va = inp.take(np.arange(48)), inp.take(np.arange(48, 64))
     fitted = fit("sf", tr, va, TrainConfig(epochs=3, patience=3, hidden=8, ema=0.9), seed=0)
-    data = TensorInputs(va, fitted.y_scale, reads=fitted.model.reads, target=fitted.target)
+    from sf.forecast.popularity import with_popularity
+
+    data = TensorInputs(with_popularity(va, fitted.popularity), fitted.y_scale, reads=fitted.model.reads,
+                        target=fitted.target)
     best = fitted.history[fitted.best_epoch - 1]["val_loss"]
-    assert val_loss_of(fitted.model, data, Objective()) == pytest.approx(best, rel=1e-5)
-    plain = fit("sf", tr, va, TrainConfig(epochs=3, patience=3, hidden=8), seed=0)
+    assert val_loss_of(fitted.model, data, fitted.objective) == pytest.approx(best, rel=1e-5)
+    plain = fit("sf", tr, va, TrainConfig(epochs=3, patience=3, hidden=8, ema=0.0), seed=0)
     assert [h["val_loss"] for h in plain.history] != [h["val_loss"] for h in fitted.history]

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from sf.forecast.inputs import Inputs
+from sf.forecast.popularity import with_popularity
 
 _FIELDS = {  # batch key -> (Inputs attribute, dtype in the batch)
     "image_grid": ("image_grid", torch.float32),
@@ -65,6 +66,10 @@ class TensorInputs:
                   device: str | torch.device | None = None) -> "TensorInputs":
         """What `model` reads of `inp` (its `reads`, its exog window), on the model's device unless given."""
         device = device if device is not None else next(model.parameters()).device
+        reference = getattr(model, "popularity_reference", None)
+        if reference is not None and inp.popularity is None and "popularity" in model.reads:
+            # Signals from the model's own training products (sf.forecast.popularity), never from `inp`'s sales.
+            inp = with_popularity(inp, reference)
         return cls(inp, y_scale, device, model.reads, target, exog_future=reads_future_exog(model))
 
     def batch_all(self, observed: int = 0) -> dict[str, torch.Tensor]:

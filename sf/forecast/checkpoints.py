@@ -115,13 +115,14 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     dims_d["attribute_cardinalities"] = tuple(dims_d["attribute_cardinalities"])
     dims = Dims(**dims_d)
     model = create_model(ck["model_name"], dims, **ck["hparams"])
+    model.popularity_reference = PopularityReference.from_dict(ck["popularity"]) if ck.get("popularity") else None
     model.load_state_dict(ck["state_dict"])
     model.to(device).eval()
     return LoadedModel(
         model=model, model_name=ck["model_name"], dims=dims, hparams=ck["hparams"], y_scale=ck["y_scale"],
         loss=ck["loss"], quantiles=tuple(ck["quantiles"]), history=ck["history"], best_epoch=ck["best_epoch"],
         seed=ck["seed"], seconds=ck["seconds"], target=ck.get("target", "scaled"),
-        popularity=PopularityReference.from_dict(ck["popularity"]) if ck.get("popularity") else None, config=config_from_dict(ck["config"]), store=ck["store"],
+        popularity=model.popularity_reference, config=config_from_dict(ck["config"]), store=ck["store"],
         attribute_vocab=ck["attribute_vocab"], attribute_names=ck["attribute_names"], exog_names=ck["exog_names"],
         horizon=ck["horizon"], path=path,
     )

@@ -94,6 +94,7 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
     hp = model_hparams(model_name, cfg, hparams)
     try:
         model = create_model(model_name, dims, **hp).to(device)
+        model.popularity_reference = reference  # what TensorInputs.for_model computes the signals from
     except TypeError as e:
         raise SfError(f"model {model_name!r}: bad hyper-parameters {hp} ({e})") from None
     y_scale = target_scale(train)
@@ -103,8 +104,7 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
 
     history: list[dict] = []
     best_loss, best_epoch, best_state = float("inf"), 0, None
-    averaged = torch.optim.swa_utils.AveragedModel(
-        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema)) if cfg.ema else None
+    averaged = WeightAverage(model, cfg.ema) if cfg.ema else None
     scored = averaged.module if averaged is not None else model
     t0 = time.perf_counter()
     for epoch in range(1, cfg.epochs + 1):
@@ -121,7 +121,7 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             if averaged is not None:
-                averaged.update_parameters(model)
+                averaged.update(model)
             total, cells = total + loss.item() * int(n), cells + int(n)
         train_loss = total / max(cells, 1)
         # Scored under every observation regime it was trained for (0..observe_max known weeks), so the epoch
@@ -144,6 +144,24 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
     return FitResult(model=model, model_name=model_name, dims=dims, hparams=hp, y_scale=y_scale,
                      loss=objective.loss, quantiles=objective.quantiles, history=history, best_epoch=best_epoch,
                      seed=seed, seconds=time.perf_counter() - t0, target=cfg.target, popularity=reference)
+
+
+class WeightAverage:
+    """An exponential moving average of a model's weights, with the usual warm-up: the decay after n steps is
+    min(ema, (1 + n) / (10 + n)), so on a small catalogue (a few steps per epoch) the average follows the
+    training weights instead of staying near the random initialisation."""
+
+    def __init__(self, model: nn.Module, ema: float) -> None:
+        import copy
+
+        self.module, self.ema, self.steps = copy.deepcopy(model), ema, 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        decay = min(self.ema, (1 + self.steps) / (10 + self.steps))
+        self.steps += 1
+        for mine, theirs in zip(self.module.parameters(), model.parameters()):
+            mine.lerp_(theirs, 1 - decay)
 
 
 @torch.no_grad()
@@ -175,9 +193,6 @@ def _predict(fitted, inp: Inputs, observed_steps: int) -> np.ndarray:
     model = fitted.model
     objective = Objective(fitted.loss, tuple(fitted.quantiles))
     target = getattr(fitted, "target", "scaled")
-    reference = getattr(fitted, "popularity", None)
-    if reference is not None:
-        inp = with_popularity(inp, reference)
     data = TensorInputs.for_model(inp, model, fitted.y_scale, target)
     model.eval()
     parts = [objective.outputs(model(data.batch(idx, observed_steps))).float().cpu()
