@@ -54,7 +54,7 @@ ExogFuture = Annotated[bool, typer.Option(
 NoAttributes = Annotated[bool, typer.Option("--no-attributes", help="Leave the attribute embeddings out.")]
 Device = Annotated[Optional[str], typer.Option(help=f"auto | cpu | cuda (default: {D.device}).")]
 RunModel = Annotated[Path, typer.Option("--model", "-m", help="Run folder from `sf train` (or one checkpoint file).")]
-Config = Annotated[Optional[Path], typer.Option("--config", help="TOML file with `sf train` settings (flags win).")]
+Config = Annotated[Optional[Path], typer.Option("--config", help="TOML file with `sf train` settings (flags win), or a preset: paper.")]
 
 
 def train_settings(config: Path | None, **given) -> TrainConfig:
