@@ -208,11 +208,12 @@ def test_weight_averaging_scores_and_keeps_the_averaged_weights(tmp_path):
     inp = build_inputs(load_dataset(root), load_features(store))
     tr, va = inp.take(np.arange(48)), inp.take(np.arange(48, 64))
     fitted = fit("sf", tr, va, TrainConfig(epochs=3, patience=3, hidden=8, ema=0.9), seed=0)
+    from sf.forecast.losses import Objective
     from sf.forecast.popularity import with_popularity
 
     data = TensorInputs(with_popularity(va, fitted.popularity), fitted.y_scale, reads=fitted.model.reads,
                         target=fitted.target)
     best = fitted.history[fitted.best_epoch - 1]["val_loss"]
-    assert val_loss_of(fitted.model, data, fitted.objective) == pytest.approx(best, rel=1e-5)
+    assert val_loss_of(fitted.model, data, Objective(fitted.loss)) == pytest.approx(best, rel=1e-5)
     plain = fit("sf", tr, va, TrainConfig(epochs=3, patience=3, hidden=8, ema=0.0), seed=0)
     assert [h["val_loss"] for h in plain.history] != [h["val_loss"] for h in fitted.history]
