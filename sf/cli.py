@@ -289,6 +289,7 @@ def ablate(
     features_alt: Optional[Path] = typer.Option(None, "--features-alt", help="Store of --backbone (default: --features with its backbone name swapped)."),
     extras: bool = typer.Option(True, "--extras/--no-extras", help="Also text only, image only, no exog, one-way attention."),
     workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
+    engine: str = typer.Option("local", help="local (processes here) or ray (one Ray task per row and seed: RAY_ADDRESS, else a local instance; needs sf[ray])."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/ablate_<store name>)."),
     train: TrainConfig = None,  # the shared training options (cli_options.study_command)
     allow_stale: O.AllowStale = False,
@@ -302,7 +303,7 @@ def ablate(
     from sf.studies.ablate import AblateConfig, ablation_table, run_ablation
 
     cfg = AblateConfig(features=features, data=data, backbone=backbone, features_alt=features_alt, extras=extras,
-                       workers=workers, out=out, train=train,
+                       workers=workers, engine=engine, out=out, train=train,
                         allow_stale_features=allow_stale)
     result = run_ablation(cfg, console=err_console)
     console.print(ablation_table(result))
@@ -321,6 +322,7 @@ def compare(
     shuffled_control: bool = typer.Option(False, "--shuffled-control", help="Add sf scored on shuffled image/text features (a sanity row)."),
     tune_trials: int = typer.Option(0, "--tune-trials", help="Give every neural model the same `sf tune` budget (trials on validation) first [0: none]."),
     workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
+    engine: str = typer.Option("local", help="local (processes here) or ray (one Ray task per row and seed: RAY_ADDRESS, else a local instance; needs sf[ray])."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/compare_<data names>)."),
     train: TrainConfig = None,  # the shared training options (cli_options.study_command)
     allow_stale: O.AllowStale = False,
@@ -335,7 +337,7 @@ def compare(
 
     names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else DEFAULT_MODELS
     cfg = CompareConfig(data=tuple(data), features=tuple(features or ()), backbone=backbone, models=names,
-                        shuffled_control=shuffled_control, workers=workers, out=out, train=train,
+                        shuffled_control=shuffled_control, workers=workers, engine=engine, out=out, train=train,
                         allow_stale_features=allow_stale,
                         tune_trials=tune_trials)
     result = run_compare(cfg, console=err_console)

@@ -34,25 +34,10 @@ from sf.cache import schema as S
 from sf.cache.writer import StoreFiles, failpoint
 from sf.errors import SfError
 from sf.extract.images import BadImage, unreadable_reason
+from sf.ray_cluster import connect
 
 EMPTY_ROW = "sf-row:"  # path of a dataset row that stands for a listing row without a file to read
 PASSES_PER_PART = 4  # forward passes of rows per Ray batch (= per part file)
-
-
-def import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise SfError("--engine ray needs Ray: pip install 'sf[ray]' (or pip install 'ray[data]')") from None
-    return ray
-
-
-def connect(ray) -> None:
-    """Join the cluster in RAY_ADDRESS (or one this process already joined); else start a local one."""
-    if ray.is_initialized():
-        return
-    ray.init(address=os.environ.get("RAY_ADDRESS") or None, include_dashboard=False, logging_level="warning",
-             configure_logging=True, log_to_driver=True)
 
 
 @dataclass(frozen=True)
@@ -100,8 +85,7 @@ def extract_rows(inputs, hashes, todo, ext, files: StoreFiles, attrs: dict, cons
     """The Ray engine's part of `sf.extract.job.run`: every row in `todo` ends in a part file."""
     from sf.progress import bar
 
-    ray = import_ray()
-    connect(ray)
+    ray = connect()
     cfg = ext.cfg
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # ours below

@@ -54,6 +54,7 @@ class AblateConfig:
     features_alt: Path | None = None  # default: the main store's path with its backbone name swapped
     extras: bool = True
     workers: int = 0  # 0: one process per core
+    engine: str = "local"  # local (a pool of processes here) | ray (one Ray task per row and seed)
     out: Path | None = None  # default runs/ablate_<main store name>
     train: TrainConfig = field(default_factory=TrainConfig)
     allow_stale_features: bool = False  # use features whose image/text changed since extraction
@@ -179,8 +180,9 @@ def run_ablation(cfg: AblateConfig, console: Console | None = None, progress: bo
     alt_path = _alt_store(cfg, main, main_attrs, notes)
     shared, stores, alt = _prepare_stores(cfg, train_cfg, main, alt_path)
     variants = plan(main, alt, cfg.extras)
-    workers = cfg.workers or pool.default_workers()
-    results = pool.run_jobs(_jobs(variants, train_cfg, workers), shared, workers, console, "ablation", progress)
+    workers = pool.study_workers(cfg.workers, cfg.engine)
+    results = pool.run_jobs(_jobs(variants, train_cfg, workers), shared, workers, console, "ablation", progress,
+                            engine=cfg.engine)
     summary = T.summarise(results, [v.label for v in variants])
     by_label = {v.label: v for v in variants}
     for s in summary:

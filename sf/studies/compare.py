@@ -86,6 +86,7 @@ class CompareConfig:
     models: tuple[str, ...] = DEFAULT_MODELS
     shuffled_control: bool = False
     workers: int = 0  # 0: one process per core
+    engine: str = "local"  # local (a pool of processes here) | ray (one Ray task per row and seed)
     out: Path | None = None  # default runs/compare_<dataset names>
     train: TrainConfig = field(default_factory=TrainConfig)
     allow_stale_features: bool = False  # use features whose image/text changed since extraction
@@ -154,11 +155,11 @@ def run_compare(cfg: CompareConfig, console: Console | None = None, progress: bo
         info = {"path": str(store), "backbone": feats.attrs.get("backbone"), "fingerprint": feats.fingerprint}
         stores[label] = {k: str(v) for k, v in info.items()}
         del feats
-    workers = cfg.workers or pool.default_workers()
+    workers = pool.study_workers(cfg.workers, cfg.engine)
     out = Path(cfg.out) if cfg.out else Path("runs") / ("compare_" + "+".join(Path(d).name for d in cfg.data))
     tuned = _tune_each(cfg, rows, shared, pairs, labels, out, workers, console, progress) if cfg.tune_trials else {}
     results = pool.run_jobs(_jobs(rows, labels, train_cfg, workers, tuned), shared, workers, console, "compare",
-                            progress)
+                            progress, engine=cfg.engine)
 
     tables, splits, notes = {}, {}, []
     for label in labels:

@@ -4,7 +4,8 @@ Every job reads the same prepared train / validation / test parts (sf.forecast.e
 per feature store, and is one `engine.train_seed` (or `engine.fit_baseline`) call. Runs go to a pool of
 forked workers, one torch thread each: forking shares the feature arrays copy-on-write, so N workers still
 hold one copy of them (see bench/ablate.py for the timing of pool vs. one process). Results are plain dicts,
-so the same code serves a one-process run.
+so the same code serves a one-process run, and `engine="ray"` runs each job as a Ray task on a cluster
+(sf.studies.ray_jobs).
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from sf.forecast import engine
 from sf.forecast.config import TrainConfig
 from sf.forecast.engine import Prepared
 from sf.forecast.inputs import Inputs
+from sf.errors import SfError
 from sf.progress import RunProgress
+
+ENGINES = ("local", "ray")
 
 
 # ---------------------------------------------------------------- perturbations (sanity controls)
@@ -84,11 +88,34 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def study_workers(workers: int, engine: str = "local") -> int:
+    """How many jobs run at once: `workers` (0: one per core), or on Ray every CPU of the cluster."""
+    if engine not in ENGINES:
+        raise SfError(f"--engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    if engine == "ray":
+        from sf.studies.ray_jobs import cluster_cpus
+
+        return cluster_cpus()
+    return workers or default_workers()
+
+
 def run_jobs(jobs: list[Job], shared: dict[str, Prepared], workers: int = 0, console: Console | None = None,
-             description: str = "runs", progress: bool = True) -> list[dict]:
-    """Run every job, in a pool of `workers` forked processes (0: one per core; 1: in this process).
+             description: str = "runs", progress: bool = True, engine: str = "local") -> list[dict]:
+    """Run every job, in a pool of `workers` forked processes (0: one per core; 1: in this process), or
+    with engine="ray" as Ray tasks (one CPU each; `workers` is then the cluster's CPUs, see study_workers).
 
     Neural jobs run in the pool; baselines (a second or less each) run here while the pool works."""
+    if engine == "ray":
+        from sf.studies.ray_jobs import run_on_ray
+
+        results_ray: list[dict] = []
+        with RunProgress(console, progress, len(jobs), description) as bar:
+            def collect(res: dict) -> None:
+                results_ray.append(res)
+                bar.advance(res["row"], res["seed"], res.get("val", {}).get("WAPE"))
+
+            run_on_ray(jobs, shared, collect)
+        return results_ray
     workers = workers or default_workers()
     neural = [j for j in jobs if j.kind != "baseline"]
     if workers > 1 and neural and _uses_cuda(neural):

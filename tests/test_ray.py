@@ -1,5 +1,6 @@
-"""`sf extract --engine ray` on a local Ray instance (2 CPUs, started and stopped here): the store equals the
-local engine's, and a driver killed mid-run loses nothing."""
+"""Everything on Ray, on one local instance (2 CPUs, started and stopped by this module): `sf extract --engine
+ray` gives the local engine's store and a driver killed mid-run loses nothing; `sf ablate --engine ray` gives
+the local pool's table for the same seeds."""
 
 from __future__ import annotations
 
@@ -121,3 +122,22 @@ def test_killed_driver_resumes_from_finished_parts(cluster, shop, local_store, t
     with h5py.File(out, "r") as f:
         assert sorted(f[S.INPUT_INDEX][()]) == list(range(14))
     assert np.array_equal(np.sort(store_arrays(out)[S.KEYS]), np.sort(store_arrays(local_store)[S.KEYS]))
+
+
+def test_ablate_on_ray_reproduces_the_local_pool(cluster, tmp_path):
+    from sf.forecast.config import TrainConfig
+    from sf.studies.ablate import AblateConfig, run_ablation
+    from tests import fakes
+
+    root, store = fakes.make_dataset(tmp_path / "abl", n=60, horizon=6)
+    common = dict(features=store, data=root, backbone="resnet18", extras=False,
+                  train=TrainConfig(epochs=2, seeds=2, patience=2))
+    local = run_ablation(AblateConfig(**common, workers=2, out=tmp_path / "local"), progress=False)
+    on_ray = run_ablation(AblateConfig(**common, engine="ray", out=tmp_path / "ray"), progress=False)
+    assert on_ray.workers == 2  # the instance's CPUs: one torch thread per task, as in the local pool
+    rows = [s["row"] for s in local.summary]
+    assert rows == [s["row"] for s in on_ray.summary] and len(rows) == 5  # 4 grid rows + the reference
+    for a, b in zip(local.summary, on_ray.summary):
+        for split in ("val", "test"):
+            assert a[split]["per_seed"] == b[split]["per_seed"], (a["row"], split)  # same seeds, same numbers
+        assert a["test"]["mean"] == b["test"]["mean"] and a["split_ids"] == b["split_ids"]
