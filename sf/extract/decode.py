@@ -139,7 +139,7 @@ def read_row(source, prep: ImagePrep, max_pixels: int):
         if head is None:
             return None, load_image(data, prep, max_pixels), S.STATUS_OK, "", "pillow"
         check_size(head.width, head.height, max_pixels)
-        return torch.frombuffer(bytearray(data), dtype=torch.uint8), None, S.STATUS_OK, "", ""
+        return data, None, S.STATUS_OK, "", ""
     except BadImage as e:
         return None, None, S.STATUS_UNREADABLE, str(e), ""
     except Exception as e:  # a decoder bug must cost one row, not the run
@@ -147,13 +147,22 @@ def read_row(source, prep: ImagePrep, max_pixels: int):
 
 
 def collate_read(rows):
-    return {"idx": [r[0] for r in rows], "bytes": [r[1] for r in rows], "arrays": [_tensor(r[2]) for r in rows],
-            "status": [r[3] for r in rows], "reason": [r[4] for r in rows], "decoder": [r[5] for r in rows]}
-
-
-def _tensor(a: np.ndarray | None) -> torch.Tensor | None:
-    """Pillow's read-only array as a tensor the DataLoader can pin."""
-    return None if a is None else torch.from_numpy(a if a.flags.writeable else a.copy())
+    """A batch as two tensors — every JPEG's bytes end to end (`spans` says where each file is), and the
+    pixels Pillow decoded (`slots`) — because a worker sends each tensor through its own shared-memory file:
+    one per file would cost hundreds of file descriptors per batch."""
+    spans, slots, files, arrays, at = [], [], [], [], 0
+    for r in rows:
+        spans.append(None if r[1] is None else (at, at + len(r[1])))
+        if r[1] is not None:
+            files.append(r[1])
+            at += len(r[1])
+        slots.append(None if r[2] is None else len(arrays))
+        if r[2] is not None:
+            arrays.append(r[2])
+    return {"idx": [r[0] for r in rows], "status": [r[3] for r in rows], "reason": [r[4] for r in rows],
+            "decoder": [r[5] for r in rows], "spans": spans, "slots": slots,
+            "data": torch.frombuffer(bytearray(b"".join(files)), dtype=torch.uint8) if files else None,
+            "pixels": torch.from_numpy(np.stack(arrays)) if arrays else None}
 
 
 # ---------------------------------------------------------------- decoding on the device (main process)
@@ -169,23 +178,24 @@ class DeviceDecoder:
 
     def __call__(self, batch: dict) -> dict:
         status, reason, decoder = list(batch["status"]), list(batch["reason"]), list(batch["decoder"])
-        on_device = [k for k, b in enumerate(batch["bytes"]) if b is not None]
-        decoded = self.decode([batch["bytes"][k] for k in on_device])
+        files = [(k, batch["data"][a:b]) for k, span in enumerate(batch["spans"]) if span is not None for a, b in [span]]
+        squares: dict[int, torch.Tensor] = {}
+        if batch["pixels"] is not None:
+            pixels = batch["pixels"].to(self.device, non_blocking=True)
+            squares.update((k, pixels[s]) for k, s in enumerate(batch["slots"]) if s is not None)
         images: dict[int, torch.Tensor] = {}
-        for k, img in zip(on_device, decoded):
+        for (k, data), img in zip(files, self.decode([d for _, d in files])):
             if img is not None:
                 images[k] = img
                 decoder[k] = self.name
                 continue
             try:  # the device decoder refused this file: Pillow decides
-                batch["arrays"][k] = _tensor(load_image(batch["bytes"][k].numpy().tobytes(), self.prep, self.max_pixels))
+                arr = load_image(data.numpy().tobytes(), self.prep, self.max_pixels)
+                squares[k] = torch.from_numpy(arr.copy()).to(self.device, non_blocking=True)
                 decoder[k] = "pillow"
             except BadImage as e:
                 status[k], reason[k] = S.STATUS_UNREADABLE, str(e)
-        squares = self.fit(images)
-        for k, arr in enumerate(batch["arrays"]):
-            if arr is not None:
-                squares[k] = arr.to(self.device, non_blocking=True)
+        squares.update(self.fit(images))
         ok = sorted(squares)
         return {"idx": batch["idx"], "ok": ok, "images": torch.stack([squares[k] for k in ok]) if ok else None,
                 "status": status, "reason": reason, "decoder": [d if s == S.STATUS_OK else "" for d, s in zip(decoder, status)]}
