@@ -20,7 +20,7 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sf.extract import inputs as I  # noqa: E402
+from sf.extract import sources as I  # noqa: E402
 from sf.extract import job  # noqa: E402
 
 VISUELLE_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "visuelle" / "images"
@@ -45,9 +45,9 @@ def main(argv=None) -> None:
     ext = job.build_extractor(cfg, with_text=False)
     quiet = Console(quiet=True)
     with tempfile.TemporaryDirectory() as tmp:
-        warm = I.Inputs(name="warm", items=rows.items[:32], has_text=False)
+        warm = I.Sources(name="warm", items=rows.items[:32], has_text=False)
         job.run(warm, Path(tmp) / "warm.h5", cfg, quiet, extractor=ext)  # oneDNN primitives, first-call costs
-        todo = I.Inputs(name="cost", items=rows.items[: a.n], has_text=False)
+        todo = I.Sources(name="cost", items=rows.items[: a.n], has_text=False)
         c0, t0 = cpu_seconds(), time.perf_counter()
         job.run(todo, Path(tmp) / "s.h5", cfg, quiet, extractor=ext)
         cpu, wall = cpu_seconds() - c0, time.perf_counter() - t0
