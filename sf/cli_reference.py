@@ -27,7 +27,8 @@ def _commands(group: click.Group, prefix: str = ""):
     for name in group.list_commands(ctx):
         cmd = group.get_command(ctx, name)
         path = f"{prefix}{name}"
-        if isinstance(cmd, click.Group):
+        # Typer may ship its own copy of click, so its classes are not `click.Group`: ask what it can do.
+        if hasattr(cmd, "list_commands"):
             yield from _commands(cmd, path + " ")
         else:
             yield path, cmd
@@ -38,8 +39,8 @@ def _cell(text: str) -> str:
 
 
 def _param_row(param: click.Parameter) -> str:
-    if isinstance(param, click.Argument):
-        name = f"`{param.human_readable_name}`"
+    if param.param_type_name == "argument":
+        name = f"`{param.name.upper()}`"
         default = "(required)" if param.required else ""
     else:
         names = list(param.opts) + list(param.secondary_opts)
