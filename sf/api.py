@@ -73,16 +73,6 @@ def to_polars(frame: Frame, name: str = "frame") -> pl.DataFrame:
     raise SfError(f"{name}: expected a polars or pandas DataFrame, got {type(frame).__name__}")
 
 
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def write_dataset(frames: Mapping[str, Any], folder: PathLike) -> Path:
     """Frames -> a dataset folder in the data contract (Parquet tables, dataset.toml, images/ linked), so
     every command's one loader and its checks read them. Keys: products (required), sales, exog, dataset
@@ -101,7 +91,9 @@ def write_dataset(frames: Mapping[str, Any], folder: PathLike) -> Path:
             to_polars(frames[name], name).write_parquet(folder / f"{name}.parquet")
     meta = frames.get("dataset") or {}
     if meta:
-        (folder / "dataset.toml").write_text("".join(f"{k} = {_toml_value(v)}\n" for k, v in meta.items()))
+        from sf.plain import toml_value
+
+        (folder / "dataset.toml").write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in meta.items()))
     images = frames.get("images")
     if images is not None:
         if not Path(images).is_dir():

@@ -54,6 +54,12 @@ ExogFuture = Annotated[bool, typer.Option(
 NoAttributes = Annotated[bool, typer.Option("--no-attributes", help="Leave the attribute embeddings out.")]
 Device = Annotated[Optional[str], typer.Option(help=f"auto | cpu | cuda (default: {D.device}).")]
 RunModel = Annotated[Path, typer.Option("--model", "-m", help="Run folder from `sf train` (or one checkpoint file).")]
+# Applying a model (predict, evaluate, explain) to products the training store may not hold.
+NewStore = Annotated[Optional[Path], typer.Option(
+    "--store", help="Feature store for these products (default: <run>/features_new.h5; explain without --data: the training store).")]
+ExtractMissing = Annotated[bool, typer.Option(
+    "--extract/--no-extract",
+    help="Extract features the store lacks with the model's own backbone and text encoder (--no-extract: the store must hold them).")]
 Config = Annotated[Optional[Path], typer.Option("--config", help="TOML file with `sf train` settings (flags win), or a preset: paper.")]
 
 

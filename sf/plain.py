@@ -30,3 +30,16 @@ def json_default(o):
     if isinstance(o, (Path, np.generic, np.ndarray)):
         return plain(o)
     raise TypeError(type(o).__name__)
+
+
+def toml_value(v) -> str:
+    """One TOML value (bool, number, string, list, inline table): what best.toml and dataset.toml are written with."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'

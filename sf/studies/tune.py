@@ -248,19 +248,10 @@ class _Progress:
 
 def to_toml(cfg: TrainConfig) -> str:
     """A TrainConfig as TOML that `sf train --config` reads back to the same config (None values omitted)."""
-    def value(v) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
-        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    from sf.plain import toml_value
 
     d = cfg.to_dict()
-    return "".join(f"{f.name} = {value(d[f.name])}\n" for f in fields(cfg) if d[f.name] is not None)
+    return "".join(f"{f.name} = {toml_value(d[f.name])}\n" for f in fields(cfg) if d[f.name] is not None)
 
 
 def _write(result: TuneResult, cfg: TuneConfig) -> None:
