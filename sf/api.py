@@ -73,6 +73,9 @@ def to_polars(frame: Frame, name: str = "frame") -> pl.DataFrame:
     raise SfError(f"{name}: expected a polars or pandas DataFrame, got {type(frame).__name__}")
 
 
+FRAMES_MARK = ".sf-frames"
+
+
 def write_dataset(frames: Mapping[str, Any], folder: PathLike) -> Path:
     """Frames -> a dataset folder in the data contract (Parquet tables, dataset.toml, images/ linked), so
     every command's one loader and its checks read them. Keys: products (required), sales, exog, dataset
@@ -84,8 +87,12 @@ def write_dataset(frames: Mapping[str, Any], folder: PathLike) -> Path:
         raise SfError("frames: a 'products' frame is required")
     folder = Path(folder)
     if folder.exists():
+        # Only a folder this function wrote (a previous fit's frames) is replaced; anything else is the user's.
+        if not (folder / FRAMES_MARK).is_file():
+            raise SfError(f"{folder}: exists and was not written from frames by sf; choose another folder or remove it")
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
+    (folder / FRAMES_MARK).write_text("written by sf.api.write_dataset; replaced on the next write\n")
     for name in TABLES:
         if frames.get(name) is not None:
             to_polars(frames[name], name).write_parquet(folder / f"{name}.parquet")
@@ -163,7 +170,7 @@ def extract(data: Data, out: PathLike | None = None, *, backbone: str | None = N
     from sf.extract.job import extract_dataset
 
     given = {k: v for k, v in dict(backbone=backbone, weights=weights, text_encoder=text_encoder).items() if v is not None}
-    folder = _dataset(data, Path(out or "cache").with_suffix(".frames") if isinstance(data, Mapping) else Path("."))
+    folder = _dataset(data, Path(out or "cache").with_suffix(".frames"))
     console = None if progress else _quiet()
     return FeatureStore(extract_dataset(folder, out, console=console, **given, **options))
 
@@ -221,7 +228,7 @@ class Forecaster:
         from sf.forecast.engine import train_run
 
         out = Path(out) if out is not None else None
-        folder = _dataset(data, (out or Path("runs")) / "dataset") if isinstance(data, Mapping) else Path(data)
+        folder = _dataset(data, (out or Path("runs")) / "dataset")
         cfg = replace(self.config, features=Path(store), data=folder, out=out)
         result = train_run(cfg, force=force, console=None if progress else _quiet(), progress=progress)
         self.config, self.run_dir = result.config, Path(result.out)
@@ -250,7 +257,7 @@ class Forecaster:
         from sf.apply.predict import PredictConfig, predict_new
 
         run = self._run()
-        folder = _dataset(new_products, run / "api_new") if isinstance(new_products, Mapping) else Path(new_products)
+        folder = _dataset(new_products, run / "api_new")
         cfg = PredictConfig(model=run, data=folder, out=run / f"forecasts_{folder.name}.parquet",
                             store=Path(store) if store else None, observed=observed)
         return predict_new(cfg, extract=extract_like if extract else None, console=_quiet()).forecasts
@@ -262,7 +269,7 @@ class Forecaster:
         from sf.apply.evaluate import EvaluateConfig, evaluate_run
 
         run = self._run()
-        folder = _dataset(data, run / "api_eval") if isinstance(data, Mapping) else Path(data)
+        folder = _dataset(data, run / "api_eval")
         cfg = EvaluateConfig(model=run, data=folder, store=Path(store) if store else None, split=split,
                              observed=observed)
         return evaluate_run(cfg, extract=extract_like if extract else None, console=_quiet()).metrics
@@ -276,7 +283,7 @@ class Forecaster:
         run = self._run()
         folder = None
         if data is not None:
-            folder = _dataset(data, run / "api_explain") if isinstance(data, Mapping) else Path(data)
+            folder = _dataset(data, run / "api_explain")
         cfg = ExplainConfig(model=run, product=product_id, data=folder, out=Path(out) if out else None)
         exp = explain_product(cfg, extract=extract_like, words_for=token_strings, console=_quiet())
         return {**exp.to_json(), "png": str(exp.png)}

@@ -122,3 +122,22 @@ def test_studies_return_their_csv_as_polars(fake, tmp_path):
     cmp = sf.compare(store, root, models=("mean_curve", "sf"), seeds=1, epochs=1, hidden=8, workers=1,
                      out=tmp_path / "cmp")
     assert cmp.equals(pl.read_csv(tmp_path / "cmp" / "compare.csv")) and "rank" in cmp.columns
+
+
+def test_frames_never_replace_a_folder_sf_did_not_write(tmp_path):
+    """Frames are written to a scratch folder that a later fit replaces; a user's own folder there is refused."""
+    from sf.api import write_dataset
+
+    frames = {"products": pl.DataFrame({"product_id": ["a", "b"], "text": ["red shirt", "blue bag"]})}
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(SfError, match="was not written from frames by sf"):
+        write_dataset(frames, mine)
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+    scratch = write_dataset(frames, tmp_path / "scratch")
+    (scratch / "stale.parquet").write_text("from an earlier write")
+    again = write_dataset(frames, scratch)
+    assert not (again / "stale.parquet").exists()
+    assert pl.read_parquet(again / "products.parquet")["product_id"].to_list() == ["a", "b"]
