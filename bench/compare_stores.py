@@ -9,7 +9,6 @@ largest absolute difference and the cosine similarity (min and median) of pooled
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sf.cache.reader import load_features  # noqa: E402
+from _common import print_pairs, write_json  # noqa: E402
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -54,11 +54,8 @@ def main(argv=None) -> None:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     result = compare(args.a, args.b)
-    for k, v in result.items():
-        print(f"{k:>22}  {v}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+    print_pairs(result, 22)
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":

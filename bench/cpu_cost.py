@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sf.extract import sources as I  # noqa: E402
 from sf.extract import job  # noqa: E402
+from _common import VISUELLE_IMAGES  # noqa: E402
 
-VISUELLE_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "visuelle" / "images"
 
 
 def cpu_seconds() -> float:

@@ -8,7 +8,6 @@ pooled vectors of the same images, same weights, same device, compared by cosine
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from collections import Counter
@@ -25,8 +24,8 @@ from sf.cache import schema as S  # noqa: E402
 from sf.cache.reader import load_features  # noqa: E402
 from sf.extract import sources as I  # noqa: E402
 from sf.extract import job  # noqa: E402
+from _common import VISUELLE_IMAGES, write_json  # noqa: E402
 
-VISUELLE_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "visuelle" / "images"
 
 
 def main(argv=None) -> None:
@@ -70,9 +69,7 @@ def main(argv=None) -> None:
     for k, v in result.items():
         tab.add_row(k, f"{v:.5f}" if isinstance(v, float) else str(v))
     Console().print(tab)
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(result, indent=2))
+    write_json(a.json, result)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ the model busy). Prints a table and writes JSON with --json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -29,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sf.extract import sources as I  # noqa: E402
 from sf.extract import job  # noqa: E402
 from sf.extract.runtime import autocast  # noqa: E402
+from _common import VISUELLE_IMAGES, write_json  # noqa: E402
 
-VISUELLE_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "visuelle" / "images"
 
 
 def generated_images(folder: Path, n: int, side: int = 256, seed: int = 0) -> Path:
@@ -123,9 +122,7 @@ def main(argv=None) -> None:
               "torch_threads", "bare_forward_img_s", "pipeline_img_s", "ratio"):
         t.add_row(k, str(result[k]))
     console.print(t)
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(result, indent=2))
+    write_json(a.json, result)
 
 
 if __name__ == "__main__":

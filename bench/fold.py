@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -20,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sf.cache import schema as S  # noqa: E402
 from sf.cache.writer import RowBlock, StoreFiles  # noqa: E402
+from _common import print_pairs, write_json  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -59,11 +59,8 @@ def main(argv=None) -> None:
               "write_parts_s": round(write_s, 3), "fold_s": round(fold_s, 3),
               "write_mb_s": round(part_bytes / write_s / 1e6, 1), "fold_mb_s": round(store_bytes / fold_s / 1e6, 1),
               "fold_over_write": round(fold_s / write_s, 3)}
-    for k, v in result.items():
-        print(f"{k:>16}  {v}")
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(result, indent=2))
+    print_pairs(result, 16)
+    write_json(a.json, result)
 
 
 if __name__ == "__main__":

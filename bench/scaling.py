@@ -10,7 +10,6 @@ Cost per million images = 1e6 / img/s of the run, and the store's bytes per row 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -26,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sf.cache.writer import row_shapes  # noqa: E402
 from sf.extract import sources as I  # noqa: E402
 from sf.extract import job  # noqa: E402
+from _common import VISUELLE_IMAGES, write_json  # noqa: E402
 
-VISUELLE_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "visuelle" / "images"
 
 
 def store_bytes_per_row(attrs: dict) -> int:
@@ -91,9 +90,7 @@ def main(argv=None) -> None:
     Console().print(f"store per 1M images: {summary['gb_per_million_grid']} GB with grids, "
                     f"{summary['gb_per_million_pooled_only']} GB pooled-only (C={attrs['channels']}, float16)"
                     + (f"; Ray start-up {ray_start:.1f} s (once per cluster)" if ray_start else ""))
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(summary, indent=2))
+    write_json(a.json, summary)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,9 @@ from sf.forecast.models import Dims, create_model  # noqa: E402
 from sf.forecast.batching import TensorInputs  # noqa: E402
 from sf.forecast.inputs import CALENDAR_FEATURES, Inputs  # noqa: E402
 from sf.forecast.losses import Objective  # noqa: E402
+from _common import VISUELLE_IMAGES  # noqa: E402
 
 MEAN, STD = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
-VISUELLE_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "visuelle" / "images"
 
 
 def image_files(folder: Path | None, n: int, tmp: Path) -> list[Path]:
