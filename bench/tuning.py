@@ -33,6 +33,7 @@ from sf.forecast.metrics import compute_metrics  # noqa: E402
 VARIANTS: dict[str, dict] = {
     "paper": {"target": "scaled", "loss": "mse", "hidden": 30},
     "default": {},
+    "refit": {"refit": True},
     "mse_log": {"target": "log", "loss": "mse"},
     "l1_scaled": {"target": "scaled", "loss": "l1"},
     "l1_log": {"target": "log", "loss": "l1"},
@@ -49,6 +50,31 @@ VARIANTS: dict[str, dict] = {
 }
 
 
+def _extra(pairs: list[str]) -> dict:
+    import tomllib
+
+    out: dict = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        value = tomllib.loads(f"v = {value}")["v"]
+        if key.startswith("hparams."):
+            out.setdefault("hparams", {})[key.removeprefix("hparams.")] = value
+        else:
+            out[key] = tuple(value) if isinstance(value, list) else value
+    return out
+
+
+def nested_split(prepared) -> dict[str, list[str]]:
+    """The time split repeated inside the training products: train -> (train, val), and val becomes test."""
+    from sf.forecast.splits import make_split
+
+    train = prepared.parts["train"]
+    inner = make_split(train, "time", fractions=(0.78, 0.22, 0.0))
+    ids = np.asarray(train.product_ids, dtype=object)
+    return {"train": list(ids[inner["train"]]), "val": list(ids[inner["val"]]),
+            "test": list(prepared.parts["val"].product_ids)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--features", type=Path, required=True)
@@ -56,20 +82,31 @@ def main() -> None:
     ap.add_argument("--variants", default="default")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--log", type=Path, default=ROOT / "bench" / "results" / "tuning.jsonl")
+    ap.add_argument("--nested", action="store_true",
+                    help="carve validation out of the training products by time and report the real validation "
+                    "products as 'test': how choices about the final fit itself (e.g. refit) are made honestly")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an extra override for every variant (TOML value; hparams.X for a model argument)")
     args = ap.parse_args()
 
     t = time.perf_counter()
-    base = TrainConfig(seeds=args.seeds, threads=1)
-    prepared = engine.prepare(base, load_features(args.features), load_dataset(args.data), label=args.data.name)
+    base = TrainConfig(seeds=args.seeds, threads=1, refit=False, features=args.features, data=args.data)
+    inputs, attrs = engine.load_inputs(base, load_features(args.features), load_dataset(args.data))
+    # Prepared with the refit's parts too, so a variant may set refit = true.
+    prepared = engine.prepare(replace(base, refit=True), inputs=inputs, store_attrs=attrs, label=args.data.name)
+    if args.nested:
+        prepared = engine.prepare(replace(base, refit=True), inputs=inputs, store_attrs=attrs, label=args.data.name,
+                                  split=nested_split(prepared))
     parts = prepared.parts
     print(f"loaded + split in {time.perf_counter() - t:.0f} s: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
     for name in args.variants.split(","):
-        over = dict(VARIANTS[name])
+        over = {**VARIANTS[name], **_extra(args.set)}
         cfg = replace(base, **over)
         t = time.perf_counter()
         seeds = [engine.train_seed(cfg, prepared, seed) for seed in cfg.seed_list]
         epochs = [r.best_epoch for r in seeds]
         row = {"variant": name, "overrides": over, "data": args.data.name, "split_id": prepared.split_id,
+               "nested": args.nested,
                "seeds": cfg.seed_list, "best_epoch": epochs, "seconds": time.perf_counter() - t}
         for split in ("val", "test"):
             p = parts[split]

@@ -249,6 +249,7 @@ def train(
     no_exog: O.NoExog = False,
     exog_future: O.ExogFuture = False,
     no_attributes: O.NoAttributes = False,
+    refit: O.Refit = None,
     device: O.Device = None,
     config: O.Config = None,
     name: Optional[str] = typer.Option(None, help="Run name (default: <store>_<model>_<fusion>_<head>)."),
@@ -270,7 +271,7 @@ def train(
         config, features=features, data=data, horizon=horizon, model=model, fusion=fusion, head=head, hidden=hidden,
         dropout=dropout, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, loss=loss,
         quantiles=quantiles, target=target, seeds=seeds, seed=seed, split=split, observe_max=observe_max,
-        no_exog=no_exog, exog_future=exog_future, no_attributes=no_attributes, device=device, name=name, out=out)
+        no_exog=no_exog, exog_future=exog_future, no_attributes=no_attributes, refit=refit, device=device, name=name, out=out)
     result = train_run(cfg, resume=resume, force=force, console=console, allow_stale_features=allow_stale)
     console.print(run_table(result.metrics))
     for note in result.metrics.get("notes", []):

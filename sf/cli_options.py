@@ -51,6 +51,9 @@ NoExog = Annotated[bool, typer.Option("--no-exog", help="Leave the exogenous ser
 ExogFuture = Annotated[bool, typer.Option(
     "--exog-future", help="Also feed the exog series over the forecast horizon: known-future covariates, which a "
     "retailer rarely has (default: only the weeks before release); recorded and labelled in every table.")]
+Refit = Annotated[Optional[bool], typer.Option(
+    "--refit/--no-refit", help=f"After choosing the epoch count on validation, train again on train + validation and "
+    f"keep that model; validation figures stay the first fit's (default: {'--refit' if D.refit else '--no-refit'}).")]
 NoAttributes = Annotated[bool, typer.Option("--no-attributes", help="Leave the attribute embeddings out.")]
 Device = Annotated[Optional[str], typer.Option(help=f"auto | cpu | cuda (default: {D.device}).")]
 RunModel = Annotated[Path, typer.Option("--model", "-m", help="Run folder from `sf train` (or one checkpoint file).")]
@@ -80,7 +83,7 @@ def train_settings(config: Path | None, **given) -> TrainConfig:
 # The training options every study (sf ablate, sf compare) takes, in --help order, with their "not given" value.
 STUDY_OPTIONS = {"seeds": (Seeds, None), "seed": (Seed, None), "epochs": (Epochs, None), "patience": (Patience, None),
                  "batch_size": (BatchSize, None), "lr": (Lr, None), "hidden": (Hidden, None), "split": (Split, None),
-                 "device": (Device, None), "exog_future": (ExogFuture, False), "config": (Config, None)}
+                 "device": (Device, None), "exog_future": (ExogFuture, False), "refit": (Refit, None), "config": (Config, None)}
 
 
 def study_command(fn):

@@ -72,7 +72,10 @@ def test_popularity_signals_use_only_earlier_training_products(inp):
     order = np.argsort(inp.release)
     first = order[0]
     # The earliest product has no earlier product: every signal says "no evidence".
-    assert np.allclose(feats[first, 0::2][:-1], ref.overall) and np.all(feats[first, 1:-2:2] == 0)
+    a = inp.attributes.shape[1]
+    levels = [*range(0, 2 * a, 2), 2 * a, 2 * a + 1, *range(2 * a + 2, feats.shape[1], 2)]
+    counts = [*range(1, 2 * a, 2), *range(2 * a + 3, feats.shape[1], 2)]
+    assert np.allclose(feats[first, levels], ref.overall) and np.all(feats[first, counts] == 0)
     # Changing a product's own sales (and every later product's) leaves its signals unchanged, except the
     # "no evidence" constant (the reference's overall mean level, the same for every product).
     later = inp.release >= inp.release[order[len(order) // 2]]
@@ -85,6 +88,21 @@ def test_popularity_signals_use_only_earlier_training_products(inp):
     assert evidence.sum() >= 3
     np.testing.assert_allclose(again[evidence], feats[mid][evidence], rtol=1e-6)
     assert not np.allclose(popularity_features(inp.take(later), ref2), popularity_features(inp.take(later), ref))
+
+
+def test_popularity_signals_never_read_a_week_sold_after_the_release(inp):
+    """Products released shortly before p were still selling when p came out: the weeks they sold after
+    p's release must not move p's signals, however large; the weeks before it are what p's buyer knew."""
+    from sf.forecast.popularity import PopularityReference, popularity_features
+
+    ref = PopularityReference.from_inputs(inp, 1.0)
+    p = int(np.argsort(inp.release)[-1])
+    week_ends = inp.release[:, None] + np.arange(1, inp.horizon + 1)[None, :] * np.timedelta64(inp.period_days, "D")
+    after, before = week_ends > inp.release[p], week_ends <= inp.release[p]
+    assert after[inp.release < inp.release[p]].any()  # the fixture has products still on sale at p's release
+    signals = lambda y: popularity_features(inp.take([p]), PopularityReference.from_inputs(replace(inp, y=y), 1.0))[0]
+    np.testing.assert_allclose(signals(np.where(after, inp.y * 50, inp.y)), signals(inp.y), rtol=1e-6)
+    assert not np.allclose(signals(np.where(before, inp.y * 50, inp.y)), signals(inp.y))
 
 
 def test_popularity_reference_travels_with_the_fit(inp):

@@ -153,9 +153,10 @@ def test_sf_train_end_to_end(fake, tmp_path, cli):
     loaded = load_run(run)
     assert [m.seed for m in loaded.models] == [0, 1] and loaded.horizon == 6
     inp = build_inputs(load_dataset(root), load_features(store), attribute_vocab=loaded.attribute_vocab)
-    val_ids = pred.filter((pl.col("split") == "val") & (pl.col("seed") == 1)).sort("product_id", "step")
-    rows = [inp.product_ids.index(p) for p in val_ids["product_id"].unique(maintain_order=True)]
-    np.testing.assert_allclose(predict(loaded.models[1], inp.take(rows)).reshape(-1), val_ids["yhat"].to_numpy(),
+    # (test: the saved model is the refit on train + validation, whose validation forecasts are the selection fit's)
+    test_ids = pred.filter((pl.col("split") == "test") & (pl.col("seed") == 1)).sort("product_id", "step")
+    rows = [inp.product_ids.index(p) for p in test_ids["product_id"].unique(maintain_order=True)]
+    np.testing.assert_allclose(predict(loaded.models[1], inp.take(rows)).reshape(-1), test_ids["yhat"].to_numpy(),
                                rtol=1e-5, atol=1e-4)
 
     # --resume reuses finished seeds instead of retraining them.

@@ -89,6 +89,9 @@ def save_checkpoint(path: str | Path, fitted: FitResult, cfg: TrainConfig, store
         "quantiles": list(fitted.quantiles),
         "history": fitted.history,
         "best_epoch": fitted.best_epoch,
+        "selection": None if fitted.selection is None else {
+            "history": fitted.selection["history"],
+            "val": None if fitted.selection["val"] is None else np.asarray(fitted.selection["val"]).tolist()},
         "seed": fitted.seed,
         "seconds": fitted.seconds,
         "config": cfg.to_dict(),
@@ -121,7 +124,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     return LoadedModel(
         model=model, model_name=ck["model_name"], dims=dims, hparams=ck["hparams"], y_scale=ck["y_scale"],
         loss=ck["loss"], quantiles=tuple(ck["quantiles"]), history=ck["history"], best_epoch=ck["best_epoch"],
-        seed=ck["seed"], seconds=ck["seconds"], target=ck.get("target", "scaled"),
+        seed=ck["seed"], seconds=ck["seconds"], target=ck.get("target", "scaled"), selection=ck.get("selection"),
         popularity=model.popularity_reference, config=config_from_dict(ck["config"]), store=ck["store"],
         attribute_vocab=ck["attribute_vocab"], attribute_names=ck["attribute_names"], exog_names=ck["exog_names"],
         horizon=ck["horizon"], path=path,

@@ -48,6 +48,10 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     patience: int = 10  # epochs without a better validation loss before stopping
+    # After the epoch count is chosen on validation, train again (same seed) on train + validation for that
+    # many epochs and keep that model: it has seen the latest seasons' sales level and attribute values, which
+    # a time split otherwise withholds from it. Validation figures stay the first fit's; test is the refit's.
+    refit: bool = True
     # Exponential moving average of the weights (0: off): validation, early stopping and the saved model use
     # the averaged weights, which are smoother across epochs and seeds than the last step's.
     ema: float = 0.995

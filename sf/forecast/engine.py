@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -54,6 +54,14 @@ class Prepared:
     hit_threshold: float  # the training products' median total (metrics.hit_threshold)
     mean_curve: np.ndarray  # (H,) the training products' mean curve: the reference forecast
     store: dict = field(default_factory=dict)  # the store's fingerprint fields (checkpoints.store_fingerprint)
+    # With cfg.refit: train + validation and test, coded over the values train + validation have, for the
+    # refit that `train_seed` runs after the epoch count is chosen on validation.
+    refit_parts: dict[str, Inputs] | None = None
+
+    @property
+    def final_train(self) -> Inputs:
+        """The products the saved model was fitted on: train + validation after a refit, else train."""
+        return self.refit_parts["train"] if self.refit_parts is not None else self.parts["train"]
 
     @property
     def split_id(self) -> str:
@@ -111,6 +119,11 @@ def prepare(cfg: TrainConfig, features: Features | None = None, dataset: Dataset
     kind = resolve_kind(inputs, cfg.split)
     rows = make_split(inputs, kind, seed=cfg.split_seed, fractions=cfg.fractions) if split is None \
         else _rows_of(inputs, split)
+    refit_parts = None
+    if cfg.refit:
+        seen = np.concatenate([rows["train"], rows["val"]])
+        recoded = with_training_vocab(inputs, seen)
+        refit_parts = {"train": recoded.take(seen), "test": recoded.take(rows["test"])}
     inputs = with_training_vocab(inputs, rows["train"])
     parts = {k: inputs.take(rows[k]) for k in SPLITS}
     if len(parts["val"]) == 0:
@@ -119,7 +132,7 @@ def prepare(cfg: TrainConfig, features: Features | None = None, dataset: Dataset
     train = parts["train"]
     return Prepared(label=label, parts=parts, kind=kind, info=describe(inputs, rows),
                     hit_threshold=hit_threshold(train.y, train.y_mask), mean_curve=mean_curve(train),
-                    store=store_fingerprint(store_attrs or {}))
+                    store=store_fingerprint(store_attrs or {}), refit_parts=refit_parts)
 
 
 def _rows_of(inputs: Inputs, split: dict[str, list[str]]) -> dict[str, np.ndarray]:
@@ -156,22 +169,58 @@ def train_seed(cfg: TrainConfig, prepared: Prepared, seed: int, model: str | Non
                hparams: dict | None = None, progress: Callable[[dict], None] | None = None,
                perturb: Callable[[Inputs, int], Inputs] | None = None) -> SeedResult:
     """Fit `model` (default `cfg.model`) with `seed` on the prepared training products, early-stopped on
-    validation, then forecast and score validation and test. `perturb` changes the scored inputs only."""
+    validation, then forecast and score validation and test. `perturb` changes the scored inputs only.
+
+    With `cfg.refit` (and a prepared refit) the same model is then trained again, same seed, on train +
+    validation for the epoch count validation chose, and that refit is what test is scored with and what
+    is kept: validation is scored by the first fit only, so its figures stay those of unseen products."""
     t0 = time.perf_counter()
-    parts = prepared.parts
-    fitted = fit(model or cfg.model, parts["train"], parts["val"], cfg, seed, hparams=hparams, progress=progress)
+    parts, name = prepared.parts, model or cfg.model
+    fitted = fit(name, parts["train"], parts["val"], cfg, seed, hparams=hparams, progress=progress)
     result = score_fitted(fitted, prepared, threads=cfg.threads, perturb=perturb)
+    if cfg.refit and prepared.refit_parts is not None:
+        seen = prepared.refit_parts["train"]
+        again = fit(name, seen, seen.take([]), replace(cfg, epochs=fitted.best_epoch), seed, hparams=hparams,
+                    progress=progress)
+        again.best_epoch = fitted.best_epoch
+        again.selection = {"history": fitted.history, "val": result.forecasts.get("val")}
+        _merge_test(result, again, prepared, cfg.threads, perturb)
     result.seconds = time.perf_counter() - t0
     return result
 
 
 def score_fitted(fitted: FitResult, prepared: Prepared, threads: int = 1,
                  perturb: Callable[[Inputs, int], Inputs] | None = None) -> SeedResult:
-    """Forecast and score validation and test with a fitted (or reloaded) model."""
+    """Forecast and score validation and test with a fitted (or reloaded) model.
+
+    A refit model (one with `selection`) was trained on validation: its validation forecasts are the ones
+    its selection fit made, kept with it, and only test is forecast again."""
     q = tuple(fitted.quantiles)
-    result = _score(lambda inp: predict(fitted, inp, threads=threads), prepared, fitted.seed, q, perturb)
+    selection = getattr(fitted, "selection", None)
+    if selection is None:
+        result = _score(lambda inp: predict(fitted, inp, threads=threads), prepared.parts, prepared.hit_threshold,
+                        fitted.seed, q, perturb)
+    else:
+        val = prepared.parts["val"]
+        forecasts = np.asarray(selection["val"], dtype=np.float64)
+        result = SeedResult(seed=fitted.seed, quantiles=q, forecasts={"val": forecasts}, metrics={
+            "val": compute_metrics(val.y, forecasts, val.y_mask, prepared.hit_threshold, q or None)})
+        _merge_test(result, fitted, prepared, threads, perturb)
     result.fitted, result.best_epoch, result.epochs_run = fitted, fitted.best_epoch, len(fitted.history)
     return result
+
+
+def _merge_test(result: SeedResult, refit: FitResult, prepared: Prepared, threads: int, perturb) -> None:
+    """Test forecasts and scores of a model refit on train + validation, in place of the selection fit's."""
+    if prepared.refit_parts is None:
+        raise SfError("this model was refit on train + validation; score it on a split prepared with refit = true")
+    test = _score(lambda inp: predict(refit, inp, threads=threads), {"test": prepared.refit_parts["test"]},
+                  prepared.hit_threshold, refit.seed, tuple(refit.quantiles), perturb)
+    result.metrics.pop("test", None)
+    result.forecasts.pop("test", None)
+    result.metrics.update(test.metrics)
+    result.forecasts.update(test.forecasts)
+    result.fitted, result.epochs_run = refit, len(refit.history)
 
 
 def fit_baseline(name: str, prepared: Prepared, params: dict | None = None, seed: int = 0,
@@ -181,22 +230,22 @@ def fit_baseline(name: str, prepared: Prepared, params: dict | None = None, seed
 
     t0 = time.perf_counter()
     model = create_baseline(name, **(params or {})).fit(prepared.parts["train"])
-    result = _score(model.predict, prepared, seed, (), perturb)
+    result = _score(model.predict, prepared.parts, prepared.hit_threshold, seed, (), perturb)
     result.seconds = time.perf_counter() - t0
     return result
 
 
-def _score(forecast, prepared: Prepared, seed: int, quantiles: tuple, perturb) -> SeedResult:
+def _score(forecast, parts: dict[str, Inputs], threshold: float, seed: int, quantiles: tuple, perturb) -> SeedResult:
     metrics, forecasts = {}, {}
     for name in EVAL_SPLITS:
-        part = prepared.parts[name]
-        if len(part) == 0:
+        part = parts.get(name)
+        if part is None or len(part) == 0:
             continue
         if perturb is not None:
             part = perturb(part, seed)
         forecasts[name] = forecast(part)
         q = quantiles if forecasts[name].ndim == 3 else None
-        metrics[name] = compute_metrics(part.y, forecasts[name], part.y_mask, prepared.hit_threshold, q)
+        metrics[name] = compute_metrics(part.y, forecasts[name], part.y_mask, threshold, q)
     return SeedResult(seed=seed, metrics=metrics, forecasts=forecasts, quantiles=quantiles)
 
 
@@ -249,7 +298,7 @@ def _one_seed(cfg: TrainConfig, prepared: Prepared, seed: int, out: Path, resume
         bar.note(f"seed {seed}: reused {ckpt}")
         return score_fitted(fitted, prepared, threads=cfg.threads)
     result = train_seed(cfg, prepared, seed, progress=bar.tracker(f"seed {seed}"))
-    train = prepared.parts["train"]
+    train = prepared.final_train
     save_checkpoint(ckpt, result.fitted, cfg, prepared.store, train.attribute_vocab, train.attribute_names,
                     train.exog_names, train.horizon)
     return result
@@ -267,9 +316,10 @@ def run_metrics(cfg: TrainConfig, prepared: Prepared, seeds: list[SeedResult], e
         "split": {"kind": prepared.kind, **prepared.info},
         "train_mean_curve": [float(v) for v in prepared.mean_curve], "hit_threshold": prepared.hit_threshold,
         "hit_definition": "total horizon sales > median total of the training products; score = predicted total",
-        "training": {"best_epoch": [f.best_epoch for f in fits], "epochs_run": [len(f.history) for f in fits],
+        "training": {"best_epoch": [f.best_epoch for f in fits],
+                     "epochs_run": [len(f.selection_history) for f in fits], "refit": [f.selection is not None for f in fits],
                      "seconds": [f.seconds for f in fits], "y_scale": fits[0].y_scale, "hparams": fits[0].hparams},
-        "history": {str(f.seed): f.history for f in fits},
+        "history": {str(f.seed): f.selection_history for f in fits},
     }
     for name in ensemble:
         part = prepared.parts[name]

@@ -3,6 +3,8 @@
 The whole loop is below, in the spirit of nanoGPT's train.py: seed, build the model from its dims and
 hyper-parameters, scale the targets, shuffle, step, evaluate on validation each epoch, keep the best
 weights, stop after `patience` epochs without improvement. Everything is in memory (see batching.py).
+Without validation products (the refit on train + validation, whose epoch count was chosen on validation
+before) it trains exactly `cfg.epochs` epochs and keeps the last weights.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from sf.device import resolve_device
 from sf.errors import SfError
 from sf.forecast.batching import TensorInputs, decode_target
 from sf.forecast.config import TrainConfig
-from sf.forecast.inputs import Inputs
+from sf.forecast.inputs import Inputs, concat
 from sf.forecast.losses import Objective
 from sf.forecast.models import Dims, create_model, model_entry
 from sf.forecast.popularity import PopularityReference, with_popularity
@@ -44,6 +46,14 @@ class FitResult:
     seconds: float = 0.0
     target: str = "scaled"
     popularity: PopularityReference | None = None  # the training products' levels, when the model reads them
+    # Set on a model refit on train + validation (engine.train_seed): the selection fit's history and its
+    # validation forecasts, the only honest validation figures such a model has.
+    selection: dict | None = None
+
+    @property
+    def selection_history(self) -> list[dict]:
+        """The per-epoch losses that chose the epoch: a refit model's own history has no validation loss."""
+        return self.selection["history"] if self.selection else self.history
 
 
 @contextmanager
@@ -77,7 +87,7 @@ def model_hparams(model_name: str, cfg: TrainConfig, hparams: dict | None = None
 
 def fit(model_name: str, train: Inputs, val: Inputs, cfg: TrainConfig, seed: int, hparams: dict | None = None,
         progress: Callable[[dict], None] | None = None) -> FitResult:
-    """Train `model_name` on `train`, choosing the epoch on `val` (on `train` when `val` is empty)."""
+    """Train `model_name` on `train`, choosing the epoch on `val`; with `val` empty, exactly cfg.epochs epochs."""
     with cpu_threads(cfg.threads):
         return _fit(model_name, train, val, cfg, seed, hparams, progress)
 
@@ -88,7 +98,8 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
     torch.manual_seed(seed)
     reference = None
     if cfg.popularity:
-        reference = PopularityReference.from_inputs(train, target_scale(train))
+        # Every product whose sales this run reads; each product's signals count only weeks sold before its release.
+        reference = PopularityReference.from_inputs(concat([train, val]) if len(val) else train, target_scale(train))
         train, val = with_popularity(train, reference), with_popularity(val, reference)
     dims = Dims.from_inputs(train, n_outputs=cfg.n_outputs)
     hp = model_hparams(model_name, cfg, hparams)
@@ -132,7 +143,7 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
                         "seconds": time.perf_counter() - t0})
         if progress:
             progress(history[-1])
-        if val_loss < best_loss:
+        if val_loss < best_loss or not va.n:  # no validation: the epoch count was chosen already
             best_loss, best_epoch = val_loss, epoch
             best_state = {k: v.detach().clone() for k, v in scored.state_dict().items()}
         elif epoch - best_epoch >= cfg.patience:

@@ -41,13 +41,14 @@ class Inputs:
     # (N, P) float32 popularity signals from earlier training products (sf.forecast.popularity); set by
     # training and prediction from the model's reference products, never by build_inputs
     popularity: np.ndarray | None = None
+    period_days: int = 7  # days per sales step (the dataset's period)
 
     def __len__(self) -> int:
         return len(self.product_ids)
 
     def take(self, idx) -> "Inputs":
         """Rows `idx` (an index array or boolean mask) as a new Inputs; shared metadata is kept."""
-        idx = np.asarray(idx)
+        idx = np.asarray(idx, dtype=np.int64 if len(idx) == 0 else None)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
         out = {}
@@ -64,6 +65,21 @@ class Inputs:
     @property
     def lookback(self) -> int:
         return self.exog.shape[1] - self.horizon
+
+
+def concat(parts: list[Inputs]) -> Inputs:
+    """The rows of several Inputs of the same store and data, one after the other (e.g. train + validation)."""
+    first = parts[0]
+    out = {}
+    for f in fields(first):
+        v = getattr(first, f.name)
+        if f.name == "product_ids":
+            out[f.name] = [p for part in parts for p in part.product_ids]
+        elif isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == len(first):
+            out[f.name] = np.concatenate([getattr(part, f.name) for part in parts])
+        else:
+            out[f.name] = v
+    return replace(first, **out)
 
 
 def with_training_vocab(inp: Inputs, train_rows) -> Inputs:
@@ -172,4 +188,5 @@ def build_inputs(
         y=y,
         y_mask=y_mask,
         split=split,
+        period_days=PERIOD_DAYS[ds.meta.period],
     )

@@ -133,7 +133,7 @@ def prediction_frame(part: Inputs, split: str, seed: int, yhat: np.ndarray, quan
 
 def plots(out: Path, fits, prepared: "Prepared", forecasts: dict[str, np.ndarray], cfg: TrainConfig) -> None:
     """learning_curves.png, forecasts_val.png (ensemble vs actual) and totals.png."""
-    P.learning_curves({f.seed: f.history for f in fits}, {f.seed: f.best_epoch for f in fits},
+    P.learning_curves({f.seed: f.selection_history for f in fits}, {f.seed: f.best_epoch for f in fits},
                       out / "learning_curves.png")
     q = tuple(fits[0].quantiles)
     point = {k: point_forecast(v, q) for k, v in forecasts.items()}

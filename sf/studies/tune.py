@@ -35,12 +35,13 @@ SearchSpace = Callable[[object], dict]  # trial -> TrainConfig overrides; model 
 
 
 def _common(trial) -> dict:
-    return {"lr": trial.suggest_float("lr", 3e-4, 3e-3, log=True),
+    return {"lr": trial.suggest_float("lr", 1e-4, 3e-3, log=True),
             "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64]),
             "weight_decay": trial.suggest_categorical("weight_decay", [0.0, 1e-5, 1e-4]),
             "loss": trial.suggest_categorical("loss", ["mse", "l1"]),
             "target": trial.suggest_categorical("target", ["log", "scaled"]),
-            "dropout": trial.suggest_float("dropout", 0.0, 0.4)}
+            "dropout": trial.suggest_float("dropout", 0.0, 0.4),
+            "ema": trial.suggest_categorical("ema", [0.0, 0.99, 0.995, 0.999])}
 
 
 def _sf(trial) -> dict:
@@ -111,7 +112,7 @@ _PREPARED: list[engine.Prepared] = []  # the validation-only data, set before wo
 def validation_only(prepared: engine.Prepared) -> engine.Prepared:
     """The same prepared data with no test products: a trial cannot read (or be scored on) them."""
     test = prepared.parts["test"]
-    return replace(prepared, parts={**prepared.parts, "test": test.take(np.zeros(0, dtype=np.int64))})
+    return replace(prepared, parts={**prepared.parts, "test": test.take(np.zeros(0, dtype=np.int64))}, refit_parts=None)
 
 
 def objective_for(cfg: TuneConfig, base: TrainConfig):
@@ -156,7 +157,9 @@ def run_tune(cfg: TuneConfig, prepared: engine.Prepared | None = None, console=N
         raise SfError("sf tune needs Optuna: pip install -e '.[tune]'") from None
     cfg = cfg.resolved()
     t0 = time.perf_counter()
-    base = replace(cfg.train, model=cfg.model, features=cfg.features, data=cfg.data, seeds=cfg.seeds, threads=1)
+    # Trials are scored on validation only, so none refits (best.toml keeps the refit setting for `sf train`).
+    base = replace(cfg.train, model=cfg.model, features=cfg.features, data=cfg.data, seeds=cfg.seeds, threads=1,
+                   refit=False)
     if prepared is None:
         prepared = engine.prepare(base, label=Path(cfg.data).name)
     _PREPARED[:] = [validation_only(prepared)]
