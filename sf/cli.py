@@ -441,6 +441,7 @@ def evaluate(
     store: O.NewStore = None,
     split: Optional[str] = typer.Option(None, help="Score only products whose split column is this (train | val | test)."),
     observed: int = typer.Option(0, "--observed", help="Give the first K weeks as inputs and score the later ones."),
+    baselines: Optional[str] = typer.Option(None, help="Comma-separated baselines fitted on the model's training products and scored beside it (e.g. attribute_mean,knn_image,knn_both)."),
     extract: O.ExtractMissing = True,
     device: str = typer.Option("cpu", help="cpu | cuda."),
     force: bool = typer.Option(False, help="Replace an evaluation of another model or data in the result folder."),
@@ -454,8 +455,9 @@ def evaluate(
     """
     from sf.apply.evaluate import EvaluateConfig, evaluate_run, evaluate_table
 
+    names = tuple(b.strip() for b in baselines.split(",") if b.strip()) if baselines else ()
     cfg = EvaluateConfig(model=model, data=data, out=out, store=store, split=split, observed=observed, device=device,
-                         allow_stale_features=allow_stale, force=force)
+                         allow_stale_features=allow_stale, force=force, baselines=names)
     result = evaluate_run(cfg, extract=_extract_like if extract else None, console=err_console)
     console.print(evaluate_table(result.metrics))
     _print_notes(result.metrics["notes"])

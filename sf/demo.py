@@ -9,7 +9,8 @@
     4 ablate      fusion × head grid and one-change rows (text only, image only, ...) -> <out>/ablation
     5 compare     baselines and the other models on the same split -> <out>/compare
     6 predict     the held-out products, extracting their features with the model's own extractor
-    7 evaluate    the same products against their real sales, beside the training mean curve
+    7 evaluate    the same products against their real sales, beside the training mean curve and the
+                  baselines (attribute mean, kNN analogs) fitted on the model's training products
     8 explain     one held-out product: attention over its image and words, forecast band, analogs
     9 report      <out>/REPORT.md with the tables and PNGs, and <out>/report.html (`sf report`): one
                   self-contained page with the tables, charts and a browser of every new product
@@ -39,6 +40,8 @@ from sf.forecast.metrics import point_forecast
 MARKER = ".sf-demo"  # only a folder carrying it is ever deleted by `sf demo`
 QUANTILES = (0.1, 0.5, 0.9)
 COMPARE_MODELS = ("mean_curve", "attribute_mean", "knn_image", "knn_both", "gtm", "ekambaram", "sf")
+# Scored beside sf on the held-out products (the training mean curve always is): what sf must beat.
+HELDOUT_BASELINES = ("attribute_mean", "knn_attributes", "knn_image", "knn_both")
 
 
 @dataclass(frozen=True)
@@ -272,7 +275,7 @@ def _train_and_study(s: DemoSettings, steps: _Steps, out: Path, store: Path, dat
 
 def _apply(steps: _Steps, out: Path, new: Path, heldout: Path, extract):
     """The trained model on the new products: forecasts, their evaluation against real sales, one explained."""
-    from sf.apply.evaluate import EvaluateConfig, evaluate_run
+    from sf.apply.evaluate import EvaluateConfig, evaluate_run, evaluate_table
     from sf.apply.explain import ExplainConfig, explain_product
     from sf.apply.predict import PredictConfig, predict_new
     from sf.extract.tokens import token_strings
@@ -285,8 +288,9 @@ def _apply(steps: _Steps, out: Path, new: Path, heldout: Path, extract):
                             extract=extract, console=console, run=run)
     steps.done("predict", f"{len(predicted.inputs)} products x {predicted.inputs.horizon} steps -> {predicted.out}")
     steps.start("evaluate", "evaluate on the held-out products' real sales")
-    evaluated = evaluate_run(EvaluateConfig(model=model, data=heldout, out=out / "evaluate_heldout"),
-                             extract=extract, console=console, run=run)
+    evaluated = evaluate_run(EvaluateConfig(model=model, data=heldout, out=out / "evaluate_heldout",
+                                            baselines=HELDOUT_BASELINES), extract=extract, console=console, run=run)
+    console.print(evaluate_table(evaluated.metrics))
     steps.done("evaluate", f"-> {evaluated.out}")
     steps.start("explain", "explain one new product")
     pick = _product_to_explain(predicted)

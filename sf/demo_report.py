@@ -140,6 +140,7 @@ def _studies(s, o: DemoOutputs, rel) -> list[str]:
 
 def _new_products(o: DemoOutputs, out: Path, rel) -> list[str]:
     predicted, ev, explained = o.predicted, o.evaluated.metrics, o.explained
+    baselines = ev.get("baselines", {})
     inp = predicted.inputs
     lines = ["## 6. New products: forecasts", "",
              f"`sf predict` extracted the new products' features with the model's own backbone, weights, "
@@ -158,17 +159,28 @@ def _new_products(o: DemoOutputs, out: Path, rel) -> list[str]:
     lines += [_md_table(["product", "image", "forecast total", "Σ p10 – Σ p90", "actual total"], rows), "",
               f"![forecasts]({rel(predicted.out.with_suffix('.png'))})", "",
               "## 7. New products: evaluation against their real sales", "",
-              f"{ev['products']} products, {len(ev['seeds'])} seed(s); the reference is the mean curve of the "
-              f"model's training products.", "",
-              _md_table(["metric", "sf (mean ± std over seeds)", "sf (seed ensemble)", "mean curve"],
-                        _metric_rows([(ev["mean"], ev["std"] if len(ev["seeds"]) > 1 else None), (ev["ensemble"], None),
-                                      (ev["mean_curve"], None)])),
-              "", f"![held-out forecasts]({rel(o.evaluated.out / 'forecasts.png')})", "",
+              f"{ev['products']} products, {len(ev['seeds'])} seed(s). Beside sf: the mean curve of the model's "
+              f"training products and the baselines, fitted on the same training products (`sf evaluate "
+              f"--baselines`): the attribute mean and k-NN analogs by attributes, by image features, and by both.",
+              "", _md_table(["metric", "sf (mean ± std over seeds)", "sf (seed ensemble)", "mean curve", *baselines],
+                            _metric_rows([(ev["mean"], ev["std"] if len(ev["seeds"]) > 1 else None),
+                                          (ev["ensemble"], None), (ev["mean_curve"], None),
+                                          *((b, None) for b in baselines.values())])),
+              "", _margin(ev), "", f"![held-out forecasts]({rel(o.evaluated.out / 'forecasts.png')})", "",
               f"## 8. Why: `sf explain` for {explained.product_id}", "",
               "Attention over the image's regions and the description's words, the forecast with its P10–P90 band, "
               "and the training products most similar in the model's fused representation, with their real sales.",
               "", f"![explanation]({rel(explained.png)})", ""]
     return lines + [f"- {n}" for n in explained.notes] + ([""] if explained.notes else [])
+
+
+def _margin(ev: dict) -> str:
+    """One sentence: sf's pooled WAPE (mean over seeds) against the best reference on the same products."""
+    refs = {"mean curve": ev["mean_curve"], **ev.get("baselines", {})}
+    name, best = min(refs.items(), key=lambda kv: kv[1].get("WAPE", float("inf")))
+    gap = best["WAPE"] - ev["mean"]["WAPE"]
+    return (f"sf's pooled WAPE is **{abs(gap):.1f} points {'below' if gap >= 0 else 'above'}** the best of these "
+            f"references ({name}, {best['WAPE']:.1f}).")
 
 
 def _timing_and_commands(s, o: DemoOutputs, seconds: dict, out: Path) -> list[str]:
@@ -182,7 +194,7 @@ def _timing_and_commands(s, o: DemoOutputs, seconds: dict, out: Path) -> list[st
             f"sf train --features {store} --data {out / 'data'} --loss quantile --quantiles 0.1,0.5,0.9 "
             f"--epochs {s.epochs} --seeds {s.seeds} --seed {s.seed} --patience {s.patience} --out {model}",
             f"sf predict --model {model} --data {out / 'new'}",
-            f"sf evaluate --model {model} --data {out / 'heldout'}",
+            f"sf evaluate --model {model} --data {out / 'heldout'} --baselines {','.join(o.evaluated.metrics.get('baselines', {}))}",
             f"sf explain --model {model} --product {o.explained.product_id} --data {out / 'new'}",
             "```", ""]
 

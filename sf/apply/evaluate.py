@@ -7,8 +7,13 @@ the reference every model must beat: the mean sales curve of the model's own TRA
 `sf train`. Both come from the run folder (metrics.json) or, for runs written before it kept them, are
 recomputed from the training data and the run's split.parquet.
 
+With `--baselines knn_image,knn_both,...` registered baselines (sf/forecast/baselines) are fitted on the
+model's own training products (its training data and store, its split.parquet) and scored on the same
+products, cells and metrics beside it: the comparison `sf compare` makes on its test split, made on the
+products of another folder.
+
 With `--observed K` the first K weeks are given to the model as inputs and only the later steps are
-scored (short-observation forecasting).
+scored (short-observation forecasting); baselines get no weeks and are scored on the same later steps.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import numpy as np
 import polars as pl
 from rich.table import Table
 
-from sf.apply.new_products import Extract, load_new_dataset, resolve_features, run_folder, training_data
+from sf.apply.new_products import (Extract, load_new_dataset, resolve_features, run_folder, training_data,
+                                   training_inputs)
 from sf.apply.predict import forecast, write_table
 from sf.data.atomic import atomic_write_text
 from sf.data.contract import load_dataset
@@ -50,6 +56,7 @@ class EvaluateConfig:
     device: str = "cpu"
     allow_stale_features: bool = False  # use features whose image/text changed since extraction
     force: bool = False  # replace an evaluation of another model or data in `out`
+    baselines: tuple[str, ...] = ()  # registered baselines fitted on the model's training products, scored beside
 
 
 @dataclass
@@ -117,6 +124,7 @@ def evaluate_run(cfg: EvaluateConfig, extract: Extract | None = None, console=No
     per_seed = [forecast(_one(run, m), inp, given) for m in run.models]
     ensemble = np.mean(per_seed, axis=0)
     scores = [compute_metrics(inp.y, p, scored, ref.hit_threshold, q or None) for p in per_seed]
+    baselines = _baselines(cfg, run, inp, notes)
     baseline = np.tile(ref.mean_curve, (len(inp), 1))
     metrics = {
         "model": str(run_folder(run)), "data": str(cfg.data), "store": str(feats.path), "config": plain(cfg),
@@ -126,6 +134,7 @@ def evaluate_run(cfg: EvaluateConfig, extract: Extract | None = None, console=No
         "hit_threshold": ref.hit_threshold, "reference": ref.source,
         **seed_summary(scores, ensemble=compute_metrics(inp.y, ensemble, scored, ref.hit_threshold, q or None),
                        mean_curve=compute_metrics(inp.y, baseline, scored, ref.hit_threshold)),
+        "baselines": {name: compute_metrics(inp.y, p, scored, ref.hit_threshold) for name, p in baselines.items()},
         "notes": notes,
     }
     out = Path(cfg.out) if cfg.out is not None else run_folder(run) / f"eval_{ds.meta.name}"
@@ -134,6 +143,30 @@ def evaluate_run(cfg: EvaluateConfig, extract: Extract | None = None, console=No
                       "evaluation")
     _write(out, metrics, inp, ensemble, per_seed, run, ref, q)
     return EvaluateResult(out=out, metrics=metrics, inputs=inp, yhat=ensemble)
+
+
+def _baselines(cfg: EvaluateConfig, run: LoadedRun, inp: Inputs, notes: list[str]) -> dict[str, np.ndarray]:
+    """name -> (N, H) forecasts of each of `cfg.baselines`, fitted on the model's training products only."""
+    if not cfg.baselines:
+        return {}
+    from sf.forecast.baselines import BASELINES, create_baseline
+
+    unknown = [b for b in cfg.baselines if b not in BASELINES]
+    if unknown:
+        raise SfError(f"--baselines: {', '.join(unknown)} not a registered baseline (choose from {', '.join(BASELINES)})")
+    missing: list[str] = []
+    _, _, every = training_inputs(run, missing, check_content=not cfg.allow_stale_features)
+    if every is None:
+        raise SfError(f"--baselines are fitted on the model's training products, but its {missing[0]}")
+    index = {p: i for i, p in enumerate(every.product_ids)}
+    train_ids = read_split(run_folder(run))["train"]
+    absent = [p for p in train_ids if p not in index]
+    if absent:
+        raise SfError(f"--baselines: {len(absent)} training product(s) of the run are not in {run.config.data} or "
+                      f"{run.config.features} (e.g. {absent[0]!r})")
+    train = every.take(np.asarray([index[p] for p in train_ids], dtype=np.int64))
+    notes.append(f"baselines {', '.join(cfg.baselines)} fitted on the model's {len(train)} training products")
+    return {name: create_baseline(name).fit(train).predict(inp) for name in cfg.baselines}
 
 
 def _one(run: LoadedRun, model) -> LoadedRun:
@@ -160,17 +193,20 @@ def _write(out: Path, metrics: dict, inp: Inputs, ensemble: np.ndarray, per_seed
 
 
 def evaluate_table(metrics: dict) -> Table:
-    """Metric rows; the model (mean ± std over seeds), its seed ensemble, and the training mean curve."""
+    """Metric rows; the model (mean ± std over seeds), its seed ensemble, the training mean curve and any baselines."""
     n = len(metrics["seeds"])
+    baselines = metrics.get("baselines", {})
     table = Table(title=f"{Path(metrics['model']).name} on {Path(metrics['data']).name}: {metrics['products']} "
                         f"products, {n} seed(s), units")
-    for c, style in (("metric", None), ("model", None), ("ensemble", None), ("mean curve (train)", "dim")):
+    for c, style in (("metric", None), ("model", None), ("ensemble", None), ("mean curve (train)", "dim"),
+                     *((b, "dim") for b in baselines)):
         table.add_column(c, justify="left" if c == "metric" else "right", style=style)
     for key in METRIC_FORMATS:
         if key not in metrics["mean"]:
             continue
         table.add_row(metric_label(key), format_metric(key, metrics["mean"][key], metrics["std"][key]),
-                      format_metric(key, metrics["ensemble"].get(key)), format_metric(key, metrics["mean_curve"].get(key)))
+                      format_metric(key, metrics["ensemble"].get(key)), format_metric(key, metrics["mean_curve"].get(key)),
+                      *(format_metric(key, b.get(key)) for b in baselines.values()))
     steps = metrics["ensemble"]["WAPE_per_step"]
     table.caption = ("WAPE per step (ensemble): " + " ".join(format_metric("WAPE", w, fmt="{:.0f}") for w in steps)
                      + f"\nhit = total > {metrics['hit_threshold']:.1f} units (training median); "

@@ -28,11 +28,11 @@ import polars as pl
 import torch
 
 from sf.apply.explain_figure import draw
-from sf.apply.new_products import (Extract, load_new_dataset, resolve_features, run_folder, training_data,
-                                      training_store)
+from sf.apply.new_products import (Extract, TrainingSide, load_new_dataset, resolve_features, run_folder,
+                                      training_inputs)
 from sf.cache.reader import Features, load_features
 from sf.data.atomic import atomic_write_text
-from sf.data.contract import Dataset, load_dataset
+from sf.data.contract import Dataset
 from sf.errors import SfError
 from sf.forecast.batching import TensorInputs
 from sf.forecast.checkpoints import LoadedRun, check_fingerprint, load_run
@@ -177,19 +177,6 @@ def _one_product(ds: Dataset, product: str) -> Dataset:
     return replace(ds, products=ds.products.filter(pl.col("product_id") == product))
 
 
-def _training_side(run: LoadedRun, notes: list[str],
-                   check_content: bool = True) -> tuple[Dataset | None, Features | None, Inputs | None]:
-    data, store = training_data(run), training_store(run)
-    if data is None or store is None:
-        notes.append(f"training data or store not at hand ({run.config.data}, {run.config.features}): no analogs")
-        return None, None, None
-    feats = load_features(store)
-    check_fingerprint(run, feats.attrs)
-    ds = load_dataset(data)
-    return ds, feats, build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab,
-                                   check_content=check_content)
-
-
 def _reference_curve(run: LoadedRun, notes: list[str]) -> np.ndarray | None:
     """The training products' mean curve, exactly as `sf train` and `sf evaluate` use it."""
     from sf.apply.evaluate import training_reference  # evaluate imports from this module's neighbours
@@ -207,7 +194,7 @@ def explain_product(cfg: ExplainConfig, extract: Extract | None = None, words_fo
     run = run or load_run(cfg.model, cfg.device)
     notes: list[str] = []
     check = not cfg.allow_stale_features
-    train_side = _training_side(run, notes, check)
+    train_side = training_inputs(run, notes, check)
     ds, feats = _product_source(run, cfg.data, cfg.store, train_side, extract, console, notes)
     ds = _one_product(ds, cfg.product)
     exp = explain_products(run, ds, feats, train_side, words_for, analogs=cfg.analogs, top_words=cfg.top_words,
@@ -217,15 +204,6 @@ def explain_product(cfg: ExplainConfig, extract: Extract | None = None, words_fo
     exp.png = draw(exp, out, _preprocessing(feats.attrs), title=f"{cfg.product} — {run_folder(run).name}")
     atomic_write_text(out.with_suffix(".json"), json.dumps({"config": plain(cfg), **exp.to_json()}, indent=2))
     return exp
-
-
-TrainingSide = tuple[Dataset | None, Features | None, Inputs | None]
-
-
-def training_side(run: LoadedRun) -> tuple[TrainingSide, list[str]]:
-    """The model's training data, store and inputs (analogs come from there), with notes when not at hand."""
-    notes: list[str] = []
-    return _training_side(run, notes), notes
 
 
 def _product_source(run: LoadedRun, data: Path | None, store: Path | None, train_side: TrainingSide,

@@ -19,9 +19,10 @@ import polars as pl
 
 from sf.cache import schema as S
 from sf.cache.reader import Features, load_features, read_attrs
-from sf.data.contract import Dataset, DatasetMeta, load_exog, load_meta, load_products, load_sales
+from sf.data.contract import Dataset, DatasetMeta, load_dataset, load_exog, load_meta, load_products, load_sales
 from sf.errors import SfError
 from sf.forecast.checkpoints import LoadedRun, check_fingerprint
+from sf.forecast.inputs import Inputs, build_inputs
 
 # (dataset, `like`: the store path or attributes to reproduce, out store) -> the store's path.
 Extract = Callable[[Dataset, "dict | Path", Path], Path]
@@ -44,6 +45,29 @@ def training_data(run: LoadedRun) -> Path | None:
 def training_store(run: LoadedRun) -> Path | None:
     f = run.config.features
     return Path(f) if f is not None and Path(f).is_file() else None
+
+
+TrainingSide = tuple[Dataset | None, Features | None, Inputs | None]
+
+
+def training_inputs(run: LoadedRun, notes: list[str], check_content: bool = True) -> TrainingSide:
+    """The model's training data, store and their inputs in the model's attribute codes (what analogs and the
+    baselines `sf evaluate` scores beside the model are drawn from); Nones and a note when not at hand."""
+    data, store = training_data(run), training_store(run)
+    if data is None or store is None:
+        notes.append(f"training data or store not at hand ({run.config.data}, {run.config.features})")
+        return None, None, None
+    feats = load_features(store)
+    check_fingerprint(run, feats.attrs)
+    ds = load_dataset(data)
+    return ds, feats, build_inputs(ds, feats, horizon=run.horizon, attribute_vocab=run.attribute_vocab,
+                                   check_content=check_content)
+
+
+def training_side(run: LoadedRun) -> tuple[TrainingSide, list[str]]:
+    """training_inputs with its notes returned rather than appended."""
+    notes: list[str] = []
+    return training_inputs(run, notes), notes
 
 
 def _table(root: Path, stem: str) -> bool:

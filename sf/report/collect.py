@@ -120,6 +120,7 @@ def _headline_rows(block: dict, seeds: int) -> list[dict]:
         rows.append({"name": "model, seed ensemble", "mean": block["ensemble"], "std": None})
     if block.get("mean_curve"):
         rows.append({"name": "mean training curve (baseline)", "mean": block["mean_curve"], "std": None})
+    rows += [{"name": f"{name} (baseline)", "mean": m, "std": None} for name, m in block.get("baselines", {}).items()]
     return rows
 
 
@@ -144,7 +145,8 @@ def _sources(folder: Path) -> tuple[str, Path, Path | None, dict, Path]:
 def collect(folder: str | Path, max_products: int | None = None, device: str = "cpu") -> Report:
     """Everything the report shows, computed with the same code `sf explain` and `sf evaluate` use."""
     from sf.extract.tokens import token_strings
-    from sf.apply.explain import _preprocessing, _product_source, explain_products, training_side
+    from sf.apply.explain import _preprocessing, _product_source, explain_products
+    from sf.apply.new_products import training_side
     from sf.forecast.checkpoints import load_run
 
     folder = Path(folder)
