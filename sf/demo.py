@@ -58,6 +58,7 @@ class DemoSettings:
     epochs: int = 40
     seeds: int = 2
     patience: int = 8
+    batch_size: int = 8  # sf's training batches; chosen on the demo's validation split (docs/results.md)
     study_epochs: int = 25  # per run in the ablation and the comparison
     study_seeds: int = 1
     ablation: bool = True
@@ -75,7 +76,7 @@ class DemoSettings:
             raise SfError(f"--products must be at least 40 (train, validation, test and new products), got {self.products}")
         if not 0 < self.new_share < 0.5:
             raise SfError(f"new_share must be between 0 and 0.5, got {self.new_share}")
-        for name in ("epochs", "seeds", "study_epochs", "study_seeds", "patience"):
+        for name in ("epochs", "seeds", "study_epochs", "study_seeds", "patience", "batch_size"):
             if getattr(self, name) < 1:
                 raise SfError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
 
@@ -248,10 +249,11 @@ def _train_and_study(s: DemoSettings, steps: _Steps, out: Path, store: Path, dat
 
     steps.start("train", "train sf's model from the cache (quantile loss: P10 / P50 / P90)")
     tcfg = TrainConfig(features=store, data=data, out=out / "model", name="demo", epochs=s.epochs, seeds=s.seeds,
-                       seed=s.seed, patience=s.patience, loss="quantile", quantiles=QUANTILES)
+                       seed=s.seed, patience=s.patience, batch_size=s.batch_size, loss="quantile", quantiles=QUANTILES)
     trained = train_run(tcfg, console=steps.console)
     steps.done("train", f"{len(trained.fits)} seed(s) -> {trained.out}")
-    study = TrainConfig(epochs=s.study_epochs, seeds=s.study_seeds, seed=s.seed, patience=s.patience)
+    study = TrainConfig(epochs=s.study_epochs, seeds=s.study_seeds, seed=s.seed, patience=s.patience,
+                        batch_size=s.batch_size)
     ablation = comparison = None
     if s.ablation:
         from sf.studies.ablate import AblateConfig, run_ablation

@@ -192,7 +192,8 @@ def _timing_and_commands(s, o: DemoOutputs, seconds: dict, out: Path) -> list[st
             f"--text-encoder {text_encoder}" + (f" --image-size {s.extract_size}" if s.extract_size else "")
             + f" --out {store}",
             f"sf train --features {store} --data {out / 'data'} --loss quantile --quantiles 0.1,0.5,0.9 "
-            f"--epochs {s.epochs} --seeds {s.seeds} --seed {s.seed} --patience {s.patience} --out {model}",
+            f"--epochs {s.epochs} --seeds {s.seeds} --seed {s.seed} --patience {s.patience} --batch-size {s.batch_size} "
+            f"--out {model}",
             f"sf predict --model {model} --data {out / 'new'}",
             f"sf evaluate --model {model} --data {out / 'heldout'} --baselines {','.join(o.evaluated.metrics.get('baselines', {}))}",
             f"sf explain --model {model} --product {o.explained.product_id} --data {out / 'new'}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -10,7 +11,7 @@ import polars as pl
 import pytest
 
 from sf.data.contract import load_dataset
-from sf.demo import MARKER, DemoSettings, prepare_out
+from sf.demo import HELDOUT_BASELINES, MARKER, DemoSettings, prepare_out
 from sf.errors import SfError
 from sf.report.browser import find_chromium, inspect_report
 
@@ -57,7 +58,14 @@ def test_demo_end_to_end(demo):
     assert ((fc["p10"] <= fc["p50"] + 1e-4) & (fc["p50"] <= fc["p90"] + 1e-4)).all()
     # their features came from the model's extractor, beside the model
     assert (out / "model" / "features_new.h5").is_file()
-    assert (out / "evaluate_heldout" / "metrics.json").is_file()
+    # the held-out products are scored for sf and, beside it, the baselines fitted on the same training products
+    held = json.loads((out / "evaluate_heldout" / "metrics.json").read_text())
+    assert set(held["baselines"]) == set(HELDOUT_BASELINES) and held["products"] == 6
+    assert all(0 <= b["WAPE"] < 1000 for b in held["baselines"].values())
+    section = report[report.index("evaluation against their real sales"):]
+    header = section.splitlines()[4]
+    assert all(f"| {b} |" in header for b in HELDOUT_BASELINES), header
+    assert "points below" in section or "points above" in section
 
 
 def test_demo_writes_the_html_report(demo):

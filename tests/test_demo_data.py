@@ -158,7 +158,7 @@ def test_exog_before_release_moves_sales(measured):
     trend = window[:, -4:, :].mean(axis=(1, 2))  # the 4 weeks before release
     X = np.hstack([measured["attributes"], np.ones((len(y), 1))])
     residual = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
-    assert np.corrcoef(trend, residual)[0, 1] > 0.15
+    assert np.corrcoef(trend, residual)[0, 1] > 0.4  # 0.55 on this catalogue (docs/data.md)
 
 
 # --- the command ------------------------------------------------------------------------------------

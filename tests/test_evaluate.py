@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -103,3 +104,39 @@ def test_training_folder_uses_the_training_store(setup, tmp_path):
 
     res = evaluate_run(EvaluateConfig(model=run, data=train_dir, out=tmp_path / "ev"), extract=no_extraction)
     assert res.metrics["store"] == str(train_dir / "store.h5") and res.metrics["products"] == 90
+
+
+def test_baselines_fitted_on_the_training_products_scored_beside(setup, tmp_path):
+    run, *_, nxt, nxt_store = setup
+    res = evaluate_run(EvaluateConfig(model=run, data=nxt, store=nxt_store, out=tmp_path / "ev",
+                                      baselines=("mean_curve", "knn_image")))
+    m = res.metrics
+    assert list(m["baselines"]) == ["mean_curve", "knn_image"]
+    # the registered mean_curve baseline, fitted on the run's training products only, is the training mean curve
+    for key in ("MAE", "RMSE", "WAPE", "Accuracy"):
+        assert m["baselines"]["mean_curve"][key] == pytest.approx(m["mean_curve"][key], rel=1e-5)
+    assert np.isfinite(m["baselines"]["knn_image"]["WAPE"])
+    assert m["baselines"]["knn_image"]["WAPE"] != pytest.approx(m["mean_curve"]["WAPE"])
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["baselines"].keys() == {"mean_curve", "knn_image"}
+
+
+def test_unknown_baseline_and_missing_training_data_refused(setup, tmp_path):
+    run, *_, nxt, nxt_store = setup
+    with pytest.raises(SfError, match="knn_nope"):
+        evaluate_run(EvaluateConfig(model=run, data=nxt, store=nxt_store, out=tmp_path / "a", baselines=("knn_nope",)))
+    loaded = load_run(run)
+    moved = replace(loaded, config=replace(loaded.config, data=tmp_path / "gone"))  # the training data moved away
+    with pytest.raises(SfError, match="training products.*not at hand"):
+        evaluate_run(EvaluateConfig(model=run, data=nxt, store=nxt_store, out=tmp_path / "b", baselines=("knn_image",)),
+                     run=moved)
+
+
+def test_cli_evaluate_with_baselines(setup, tmp_path, cli):
+    run, _, _, nxt, nxt_store = setup
+    code, out, err = cli("evaluate", "--model", run, "--data", nxt, "--store", nxt_store, "--no-extract",
+                         "--baselines", "attribute_mean,knn_both", "--out", tmp_path / "ev")
+    assert code == 0, err
+    assert "attribute_mean" in out and "knn_both" in out
+    code, _, err = cli("evaluate", "--model", run, "--data", nxt, "--store", nxt_store, "--no-extract",
+                       "--baselines", "nope", "--out", tmp_path / "ev2")
+    assert code == 2 and "error:" in err and "nope" in err
