@@ -1,4 +1,4 @@
-"""Benchmark `sf demo`: wall time of every step at the default settings (goal: < 300 s on a 2-core CPU).
+"""Benchmark `sf demo`: wall time of every step at the default settings (goal: < 120 s on a 2-core CPU).
 
 Runs the demo into a temporary folder (or --out), then prints the per-step seconds, the total, the
 machine's core count and load average (other work on the machine inflates the numbers: re-measure on a
@@ -23,7 +23,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-GOAL_S = 300.0
+GOAL_S = 120.0
 
 
 def main() -> None:
