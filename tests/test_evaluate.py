@@ -17,6 +17,7 @@ from sf.apply.evaluate import EvaluateConfig, evaluate_run, training_reference
 from sf.forecast.metrics import compute_metrics
 from sf.forecast.checkpoints import load_run
 from sf.forecast.engine import train_run
+from sf.forecast.run_folder import read_split
 from tests.fakes import make_dataset
 
 H = 6
@@ -112,9 +113,17 @@ def test_baselines_fitted_on_the_training_products_scored_beside(setup, tmp_path
                                       baselines=("mean_curve", "knn_image")))
     m = res.metrics
     assert list(m["baselines"]) == ["mean_curve", "knn_image"]
-    # the registered mean_curve baseline, fitted on the run's training products only, is the training mean curve
+    # the registered mean_curve baseline is fitted on exactly the products the saved (refit) seeds were fitted
+    # on: the run's train + validation products
+    assert all(getattr(f, "selection", None) is not None for f in load_run(run).models)
+    split = read_split(run)
+    _, y, mask = load_dataset(run.parent / "train").sales_matrix(split["train"] + split["val"], horizon=H)
+    curve = np.where(mask, y, 0).sum(0) / mask.sum(0)
+    _, yn, mn = load_dataset(nxt).sales_matrix(horizon=H)
+    expected = compute_metrics(yn, np.tile(curve, (len(yn), 1)), mn, m["hit_threshold"])
     for key in ("MAE", "RMSE", "WAPE", "Accuracy"):
-        assert m["baselines"]["mean_curve"][key] == pytest.approx(m["mean_curve"][key], rel=1e-5)
+        assert m["baselines"]["mean_curve"][key] == pytest.approx(expected[key], rel=1e-5)
+    assert any("train + validation" in n for n in m["notes"])
     assert np.isfinite(m["baselines"]["knn_image"]["WAPE"])
     assert m["baselines"]["knn_image"]["WAPE"] != pytest.approx(m["mean_curve"]["WAPE"])
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["baselines"].keys() == {"mean_curve", "knn_image"}

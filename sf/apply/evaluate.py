@@ -8,8 +8,8 @@ the reference every model must beat: the mean sales curve of the model's own TRA
 recomputed from the training data and the run's split.parquet.
 
 With `--baselines knn_image,knn_both,...` registered baselines (sf/forecast/baselines) are fitted on the
-model's own training products (its training data and store, its split.parquet) and scored on the same
-products, cells and metrics beside it: the comparison `sf compare` makes on its test split, made on the
+products the model's saved seeds were fitted on (its training data and store, its split.parquet: train, plus
+validation for a model refit on both) and scored on the same products, cells and metrics beside it: the comparison `sf compare` makes on its test split, made on the
 products of another folder.
 
 With `--observed K` the first K weeks are given to the model as inputs and only the later steps are
@@ -159,13 +159,17 @@ def _baselines(cfg: EvaluateConfig, run: LoadedRun, inp: Inputs, notes: list[str
     if every is None:
         raise SfError(f"--baselines are fitted on the model's training products, but its {missing[0]}")
     index = {p: i for i, p in enumerate(every.product_ids)}
-    train_ids = read_split(run_folder(run))["train"]
+    # The products the saved models were fitted on: train + validation when they were refit on both.
+    split = read_split(run_folder(run))
+    refit = any(getattr(m, "selection", None) is not None for m in run.models)
+    train_ids = split["train"] + (split["val"] if refit else [])
     absent = [p for p in train_ids if p not in index]
     if absent:
         raise SfError(f"--baselines: {len(absent)} training product(s) of the run are not in {run.config.data} or "
                       f"{run.config.features} (e.g. {absent[0]!r})")
     train = every.take(np.asarray([index[p] for p in train_ids], dtype=np.int64))
-    notes.append(f"baselines {', '.join(cfg.baselines)} fitted on the model's {len(train)} training products")
+    notes.append(f"baselines {', '.join(cfg.baselines)} fitted on the model's {len(train)} training products"
+                 + (" (train + validation, as the refit model)" if refit else ""))
     return {name: create_baseline(name).fit(train).predict(inp) for name in cfg.baselines}
 
 
