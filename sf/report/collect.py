@@ -164,6 +164,8 @@ def collect(folder: str | Path, max_products: int | None = None, device: str = "
     explanations = explain_products(run, ds, feats, side, token_strings)
     products = _product_views(explanations, splits, _attributes(ds), _preprocessing(feats.attrs).get("fit", "pad"),
                               notes)
+    if kind == "run":
+        _use_saved_forecasts(products, run_dir / "predictions.parquet")
     first = explanations[0] if explanations else None
     return Report(
         title=f"sf report — {folder.name}", folder=folder, kind=kind, run=run_dir, subtitle=subtitle,
@@ -230,6 +232,24 @@ def _product_views(explanations, splits: dict, attrs: dict, fit: str, notes: lis
             notes=[n for n in e.notes if n not in notes],
         ))
     return products
+
+
+def _use_saved_forecasts(products: list[ProductView], path: Path) -> None:
+    """A run's validation and test products show the forecasts the run scored (predictions.parquet, seed mean),
+    not a new forecast by its saved models: after a refit those were trained on the validation products."""
+    if not path.is_file():
+        return
+    frame = pl.read_parquet(path).filter(pl.col("split") != "train")
+    q_cols = sorted((c for c in frame.columns if c.startswith("yhat_q")), key=lambda c: float(c[6:]))
+    mean = frame.group_by("product_id", "step").agg(pl.col(["yhat", *q_cols]).mean()).sort("product_id", "step")
+    by_product = {pid[0]: g for pid, g in mean.group_by("product_id")}
+    for p in products:
+        g = by_product.get(p.product_id)
+        if g is None or g.height != len(p.forecast):
+            continue
+        p.forecast = g["yhat"].to_numpy().astype(float)
+        if len(q_cols) >= 2:
+            p.band = np.stack([g[q_cols[0]].to_numpy(), g[q_cols[-1]].to_numpy()], axis=-1).astype(float)
 
 
 def _subset(ds, ids: list[str]):
