@@ -66,3 +66,13 @@ def test_a_refit_run_folder_keeps_its_honest_validation_figures(data, tmp_path):
     loaded = load_run(tmp_path / "run")
     assert all(m.selection is not None and len(m.selection["val"]) == len(first.prepared.parts["val"])
                for m in loaded.models)
+
+
+def test_baselines_are_refit_like_the_models(data):
+    """Test compares like with like: after a refit, a baseline too is fitted on train + validation for test."""
+    *_, inp = data
+    prepared = engine.prepare(CFG, inputs=inp, store_attrs={})
+    res = engine.fit_baseline("mean_curve", prepared)
+    np.testing.assert_allclose(res.forecasts["val"][0], engine.mean_curve(prepared.parts["train"]), rtol=1e-6)
+    np.testing.assert_allclose(res.forecasts["test"][0], engine.mean_curve(prepared.final_train), rtol=1e-6)
+    assert not np.allclose(engine.mean_curve(prepared.parts["train"]), engine.mean_curve(prepared.final_train))

@@ -214,23 +214,31 @@ def _merge_test(result: SeedResult, refit: FitResult, prepared: Prepared, thread
     """Test forecasts and scores of a model refit on train + validation, in place of the selection fit's."""
     if prepared.refit_parts is None:
         raise SfError("this model was refit on train + validation; score it on a split prepared with refit = true")
-    test = _score(lambda inp: predict(refit, inp, threads=threads), {"test": prepared.refit_parts["test"]},
-                  prepared.hit_threshold, refit.seed, tuple(refit.quantiles), perturb)
-    result.metrics.pop("test", None)
-    result.forecasts.pop("test", None)
+    _replace_test(result, _score(lambda inp: predict(refit, inp, threads=threads), {"test": prepared.refit_parts["test"]},
+                                 prepared.hit_threshold, refit.seed, tuple(refit.quantiles), perturb))
+    result.fitted, result.epochs_run = refit, len(refit.history)
+
+
+def _replace_test(result: SeedResult, test: SeedResult) -> None:
+    for d in (result.metrics, result.forecasts):
+        d.pop("test", None)
     result.metrics.update(test.metrics)
     result.forecasts.update(test.forecasts)
-    result.fitted, result.epochs_run = refit, len(refit.history)
 
 
 def fit_baseline(name: str, prepared: Prepared, params: dict | None = None, seed: int = 0,
                  perturb: Callable[[Inputs, int], Inputs] | None = None) -> SeedResult:
-    """A registered baseline (sf/forecast/baselines), fitted on the training products and scored the same way."""
+    """A registered baseline (sf/forecast/baselines), fitted on the training products and scored the same way;
+    with a prepared refit, test is scored by the baseline fitted on train + validation, as the models are."""
     from sf.forecast.baselines import create_baseline
 
     t0 = time.perf_counter()
     model = create_baseline(name, **(params or {})).fit(prepared.parts["train"])
     result = _score(model.predict, prepared.parts, prepared.hit_threshold, seed, (), perturb)
+    if prepared.refit_parts is not None:
+        again = create_baseline(name, **(params or {})).fit(prepared.refit_parts["train"])
+        _replace_test(result, _score(again.predict, {"test": prepared.refit_parts["test"]}, prepared.hit_threshold,
+                                     seed, (), perturb))
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -323,7 +331,11 @@ def run_metrics(cfg: TrainConfig, prepared: Prepared, seeds: list[SeedResult], e
     }
     for name in ensemble:
         part = prepared.parts[name]
-        baseline = np.tile(prepared.mean_curve, (len(part), 1))
+        # the reference curve comes from the products the scored models were fitted on (train + validation for test
+        # after a refit), so the comparison beside it is like for like
+        refit = name == "test" and any(s.fitted is not None and s.fitted.selection for s in seeds)
+        curve = mean_curve(prepared.final_train) if refit else prepared.mean_curve
+        baseline = np.tile(curve, (len(part), 1))
         metrics[name] = seed_summary(
             [s.metrics[name] for s in seeds],
             ensemble=compute_metrics(part.y, ensemble[name], part.y_mask, prepared.hit_threshold, q or None),
