@@ -212,14 +212,16 @@ def score_fitted(fitted: FitResult, prepared: Prepared, threads: int = 1,
 
 def _merge_test(result: SeedResult, refit: FitResult, prepared: Prepared, threads: int, perturb) -> None:
     """Test forecasts and scores of a model refit on train + validation, in place of the selection fit's."""
-    if prepared.refit_parts is None:
-        raise SfError("this model was refit on train + validation; score it on a split prepared with refit = true")
-    _replace_test(result, _score(lambda inp: predict(refit, inp, threads=threads), {"test": prepared.refit_parts["test"]},
-                                 prepared.hit_threshold, refit.seed, tuple(refit.quantiles), perturb))
+    _score_refit_test(result, lambda inp: predict(refit, inp, threads=threads), prepared, refit.seed,
+                      tuple(refit.quantiles), perturb)
     result.fitted, result.epochs_run = refit, len(refit.history)
 
 
-def _replace_test(result: SeedResult, test: SeedResult) -> None:
+def _score_refit_test(result: SeedResult, forecast, prepared: Prepared, seed: int, quantiles: tuple, perturb) -> None:
+    """Score the refit's test products (coded over train + validation) with `forecast`, replacing `result`'s test."""
+    if prepared.refit_parts is None:
+        raise SfError("this model was refit on train + validation; score it on a split prepared with refit = true")
+    test = _score(forecast, {"test": prepared.refit_parts["test"]}, prepared.hit_threshold, seed, quantiles, perturb)
     for d in (result.metrics, result.forecasts):
         d.pop("test", None)
     result.metrics.update(test.metrics)
@@ -237,8 +239,7 @@ def fit_baseline(name: str, prepared: Prepared, params: dict | None = None, seed
     result = _score(model.predict, prepared.parts, prepared.hit_threshold, seed, (), perturb)
     if prepared.refit_parts is not None:
         again = create_baseline(name, **(params or {})).fit(prepared.refit_parts["train"])
-        _replace_test(result, _score(again.predict, {"test": prepared.refit_parts["test"]}, prepared.hit_threshold,
-                                     seed, (), perturb))
+        _score_refit_test(result, again.predict, prepared, seed, (), perturb)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -333,8 +334,7 @@ def run_metrics(cfg: TrainConfig, prepared: Prepared, seeds: list[SeedResult], e
         part = prepared.parts[name]
         # the reference curve comes from the products the scored models were fitted on (train + validation for test
         # after a refit), so the comparison beside it is like for like
-        refit = name == "test" and any(s.fitted is not None and s.fitted.selection for s in seeds)
-        curve = mean_curve(prepared.final_train) if refit else prepared.mean_curve
+        curve = mean_curve(prepared.final_train) if name == "test" else prepared.mean_curve
         baseline = np.tile(curve, (len(part), 1))
         metrics[name] = seed_summary(
             [s.metrics[name] for s in seeds],

@@ -51,16 +51,14 @@ class Inputs:
         idx = np.asarray(idx, dtype=np.int64 if len(idx) == 0 else None)
         if idx.dtype == bool:
             idx = np.flatnonzero(idx)
-        out = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if f.name == "product_ids":
-                out[f.name] = [v[i] for i in idx]
-            elif isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == len(self):
-                out[f.name] = v[idx]
-            else:
-                out[f.name] = v
+        out = {name: getattr(self, name)[idx] for name in self.row_fields()}
+        out["product_ids"] = [self.product_ids[i] for i in idx]
         return replace(self, **out)
+
+    def row_fields(self) -> list[str]:
+        """The array fields with one row per product (what take and concat select); the rest is shared metadata."""
+        return [f.name for f in fields(self) if isinstance(v := getattr(self, f.name), np.ndarray)
+                and v.ndim >= 1 and v.shape[0] == len(self)]
 
     @property
     def lookback(self) -> int:
@@ -70,15 +68,8 @@ class Inputs:
 def concat(parts: list[Inputs]) -> Inputs:
     """The rows of several Inputs of the same store and data, one after the other (e.g. train + validation)."""
     first = parts[0]
-    out = {}
-    for f in fields(first):
-        v = getattr(first, f.name)
-        if f.name == "product_ids":
-            out[f.name] = [p for part in parts for p in part.product_ids]
-        elif isinstance(v, np.ndarray) and v.ndim >= 1 and v.shape[0] == len(first):
-            out[f.name] = np.concatenate([getattr(part, f.name) for part in parts])
-        else:
-            out[f.name] = v
+    out = {name: np.concatenate([getattr(part, name) for part in parts]) for name in first.row_fields()}
+    out["product_ids"] = [p for part in parts for p in part.product_ids]
     return replace(first, **out)
 
 

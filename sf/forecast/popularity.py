@@ -124,8 +124,8 @@ def popularity_features(inp: Inputs, ref: PopularityReference, chunk: int = 512)
             out[rows, 2 * j], out[rows, 2 * j + 1] = _mean(same, ref), np.log1p(same.sum(1))
         out[rows, 2 * a] = _mean(sold & (np.abs(age - YEAR) <= WINDOW), ref)
         out[rows, 2 * a + 1] = _mean(past_year, ref)
-        if ref.recent:
-            out[rows, 2 * a + 2 :] = _recent(days[rows], inp.attributes[rows], ref)
+    if ref.recent and known.any() and len(ref.level):  # once for all rows: it works per release day, not per row
+        out[known, 2 * a + 2 :] = _recent(days[known], inp.attributes[known], ref)
     return out
 
 
