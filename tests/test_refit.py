@@ -37,6 +37,7 @@ def test_validation_scores_come_from_the_selection_fit_and_test_from_the_refit(d
     assert not np.allclose(a.forecasts["test"], b.forecasts["test"])
     assert b.fitted.selection is not None and b.fitted.best_epoch == a.fitted.best_epoch
     assert len(b.fitted.history) == a.fitted.best_epoch
+    assert b.epochs_run == a.epochs_run == len(a.fitted.history)  # what selection ran, as metrics.json says
     assert [h["val_loss"] for h in b.fitted.selection_history] == [h["val_loss"] for h in a.fitted.history]
     # Both popularity references hold the sales of train + validation (each product counting only weeks sold
     # before its release), never a test product's.

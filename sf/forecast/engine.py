@@ -206,7 +206,7 @@ def score_fitted(fitted: FitResult, prepared: Prepared, threads: int = 1,
         result = SeedResult(seed=fitted.seed, quantiles=q, forecasts={"val": forecasts}, metrics={
             "val": compute_metrics(val.y, forecasts, val.y_mask, prepared.hit_threshold, q or None)})
         _merge_test(result, fitted, prepared, threads, perturb)
-    result.fitted, result.best_epoch, result.epochs_run = fitted, fitted.best_epoch, len(fitted.history)
+    result.fitted, result.best_epoch, result.epochs_run = fitted, fitted.best_epoch, len(fitted.selection_history)
     return result
 
 
@@ -214,7 +214,7 @@ def _merge_test(result: SeedResult, refit: FitResult, prepared: Prepared, thread
     """Test forecasts and scores of a model refit on train + validation, in place of the selection fit's."""
     _score_refit_test(result, lambda inp: predict(refit, inp, threads=threads), prepared, refit.seed,
                       tuple(refit.quantiles), perturb)
-    result.fitted, result.epochs_run = refit, len(refit.history)
+    result.fitted, result.epochs_run = refit, len(refit.selection_history)
 
 
 def _score_refit_test(result: SeedResult, forecast, prepared: Prepared, seed: int, quantiles: tuple, perturb) -> None:
