@@ -234,6 +234,16 @@ def test_exog_window_takes_linked_terms_around_release(tiny):
     np.testing.assert_allclose(x[1, :, 1], 1.0)
 
 
+def test_exog_window_keeps_a_never_positive_series_bounded(tiny):
+    """A series with negative values is scaled by its largest magnitude: VISUELLE's all -1 terms, scaled by
+    their maximum (-1, floored to 1e-6), became -1e6 and drove GTM-style to NaN losses."""
+    (tiny / "exog.csv").write_text(_exog_csv().replace(",50\n", ",-1\n"))  # blue: -1 in every week
+    ds = load_dataset(tiny)
+    x, _ = exog_window(ds, ["b"], horizon=2)
+    np.testing.assert_allclose(x[0, :, 1], -1.0)
+    assert np.abs(x).max() <= 1.0
+
+
 def test_check_summary_counts(tiny):
     s = check_dataset(tiny)
     assert (s.name, s.period, s.products) == ("tiny", "week", 3)

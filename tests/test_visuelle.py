@@ -46,7 +46,10 @@ def fake_src(tmp_path) -> Path:
     np.save(src / "normalization_scale.npy", np.array([SCALE]))
     dates = [str(np.datetime64("2016-01-04") + 7 * k) for k in range(200)]
     terms = ["long sleeve", "culottes", "maxi", "shorts", "yellow", "blue", "red", "acrylic", "cotton", "lace", "linen"]
-    pl.DataFrame({"date": dates, **{t: rng.integers(0, 100, 200) for t in terms}}).write_csv(src / "gtrends.csv")
+    trends = {t: rng.integers(0, 100, 200) for t in terms}
+    trends["linen"][:5] = -1  # VISUELLE's "no data": weeks become 0, and a term without any data is left out
+    trends["satin"] = np.full(200, -1)
+    pl.DataFrame({"date": dates, **trends}).write_csv(src / "gtrends.csv")
     Image.new("RGB", (20, 30), (250, 200, 10)).save(src / "images" / "1.jpg")
     Image.new("RGB", (20, 30), (10, 20, 200)).save(src / "images" / "PE17" / "00003.png")  # original layout
     rgba = Image.new("RGBA", (16, 24), (0, 0, 0, 0))
@@ -85,8 +88,10 @@ def test_import_fake_visuelle_with_unseen_test_csv(fake_src, tmp_path):
     assert y[1, 3] == 0.0  # the negative week became 0
 
     gt = pl.read_csv(fake_src / "gtrends.csv")
-    assert ds.exog.columns == gt.columns
+    assert ds.exog.columns == [c for c in gt.columns if c != "satin"] and summary.exog_unavailable == ("satin",)
     np.testing.assert_allclose(ds.exog["blue"].to_numpy(), gt["blue"].to_numpy())
+    np.testing.assert_allclose(ds.exog["linen"].to_numpy(), np.maximum(gt["linen"].to_numpy(), 0))
+    assert ds.exog["linen"][0] == 0 and "satin" in str(summary)
     s = check_dataset(out)
     assert s.images_missing == 0 and s.exog_linked_products == 7 and not s.warnings
 
@@ -202,4 +207,8 @@ def test_real_visuelle(visuelle_dir, tmp_path):
     assert m.all()
     np.testing.assert_allclose(y, np.maximum(expected, 0), rtol=1e-6, atol=1e-3)  # float32 storage
     assert (expected < 0).sum() == summary.negative_clipped
-    assert set(ds.exog.columns) - {"date"} >= set(raw["category"]) | set(raw["color"]) | set(raw["fabric"])
+    # Every linked term has a series except the three that VISUELLE's gtrends has no data for (-1 throughout).
+    terms = set(raw["category"]) | set(raw["color"]) | set(raw["fabric"])
+    assert set(summary.exog_unavailable) == {"polyviscous", "muslin cotton or silk", "fluid polyviscous"}
+    assert set(ds.exog.columns) - {"date"} >= terms - set(summary.exog_unavailable)
+    assert min(ds.exog[c].min() for c in ds.exog.columns if c != "date") >= 0

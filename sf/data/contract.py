@@ -334,7 +334,8 @@ def load_dataset(root: str | Path) -> Dataset:
 def exog_window(ds: Dataset, product_ids: list[str], horizon: int) -> tuple[np.ndarray, list[str]]:
     """Per product, its linked exog series over [release - lookback, release + horizon) periods.
 
-    Returns (N, lookback + horizon, len(exog_link)) float32 scaled to [0, 1] by each column's maximum,
+    Returns (N, lookback + horizon, len(exog_link)) float32 scaled to [-1, 1] by each column's largest |value|
+    ([0, 1] for non-negative series such as Google Trends),
     and the link names. Products without a release date or an unknown term get zeros.
     """
     link = list(ds.meta.exog_link)
@@ -345,7 +346,9 @@ def exog_window(ds: Dataset, product_ids: list[str], horizon: int) -> tuple[np.n
     ex = ds.exog
     dates = ex["date"].to_numpy().astype("datetime64[D]")
     step_days = PERIOD_DAYS[ds.meta.period]
-    scale = {c: float(max(ex[c].max() or 0.0, 1e-6)) for c in ex.columns if c != "date"}
+    # By the largest magnitude, so a series with negative values stays within [-1, 1] (by the maximum, a
+    # column that is never positive divided by a floor of 1e-6 and reached -1e6); an all-zero one stays zeros.
+    scale = {c: float(ex[c].abs().max() or 0.0) or 1.0 for c in ex.columns if c != "date"}
     prod = ds.products.select(["product_id", "release_date", *link])
     rowmap = {r[0]: r for r in prod.iter_rows()}
     offsets = (np.arange(-L, horizon) * step_days).astype("timedelta64[D]")

@@ -47,12 +47,15 @@ class ImportSummary:
     exog_terms: int
     scale: float
     negative_clipped: int  # weekly values below zero (net returns) set to 0, as the contract requires units >= 0
+    exog_unavailable: tuple[str, ...] = ()  # gtrends terms that are -1 (no data) in every week: left out
 
     def __str__(self) -> str:
         split = ", ".join(f"{k} {v:,}" for k, v in self.splits.items())
         return (f"imported {self.products:,} products ({split}), {self.images:,} images, {self.sales_rows:,} sales rows "
                 f"({self.weeks} weeks, units = value x {self.scale:g}), {self.exog_terms} exog terms -> {self.out}"
-                + (f"; {self.negative_clipped} negative weekly values (net returns) set to 0" if self.negative_clipped else ""))
+                + (f"; {self.negative_clipped} negative weekly values (net returns) set to 0" if self.negative_clipped else "")
+                + (f"; {len(self.exog_unavailable)} trends terms without data (-1 throughout) left out: "
+                   f"{', '.join(self.exog_unavailable)}" if self.exog_unavailable else ""))
 
 
 def _read_scale(src: Path) -> float:
@@ -171,8 +174,12 @@ def _read_exog(src: Path) -> pl.DataFrame:
     i = _first_bad(dates.str.to_date(DATE_FORMAT, strict=False).is_null())
     if i is not None:
         raise SfError(f"{where(path, i + 1, 'date')}: cannot parse date {df['date'][i]!r} (expected YYYY-MM-DD)")
-    # Trends are kept as published, including the -1 VISUELLE uses for a few unavailable weeks.
-    return pl.DataFrame({"date": dates, **{c: _floats(df, c, path) for c in df.columns if c != "date"}})
+    # Google Trends run 0..100; VISUELLE writes -1 where a term has no trends data. A term with no week
+    # available (three fabrics) is left out, so its products get zeros, as for any unknown term; scaled as
+    # published, its -1 would have become -1e6 (a column's maximum of -1 floored to 1e-6).
+    series = {c: _floats(df, c, path) for c in df.columns if c != "date"}
+    kept = {c: np.maximum(v, 0.0) for c, v in series.items() if (v >= 0).any()}
+    return pl.DataFrame({"date": dates, **kept}), sorted(set(series) - set(kept))
 
 
 def import_visuelle(src: str | Path, out: str | Path, force: bool = False, progress: bool = False) -> ImportSummary:
@@ -193,7 +200,7 @@ def import_visuelle(src: str | Path, out: str | Path, force: bool = False, progr
     if i is not None:
         raise SfError(f"{where(sources[-1][0], i + 1 - parts[0][0].height, 'external_code')}: "
                       f"external_code {products['product_id'][i]!r} also appears in {sources[0][0].name}")
-    exog = _read_exog(src)
+    exog, unavailable = _read_exog(src)
 
     originals = [o for _, _, paths in parts for o in paths]
     found = _locate_images(src / "images", products["product_id"].to_list(), originals)
@@ -221,4 +228,4 @@ def import_visuelle(src: str | Path, out: str | Path, force: bool = False, progr
     splits = dict(products.group_by("split", maintain_order=True).len().iter_rows())
     return ImportSummary(out=str(out), products=products.height, splits=splits, images=len(pairs),
                          sales_rows=sales.height, weeks=int(sales["step"].max()) + 1, exog_terms=exog.width - 1, scale=scale,
-                         negative_clipped=negative)
+                         negative_clipped=negative, exog_unavailable=tuple(unavailable))
