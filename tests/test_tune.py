@@ -46,7 +46,8 @@ def test_study_writes_best_config_that_sf_train_reads(tmp_path, fake):
     cfg = load_config(result.out / "best.toml")
     assert cfg == result.best_config
     assert cfg.lr == result.best_params["lr"] and cfg.hidden == result.best_params["hidden"]
-    assert cfg.epochs == 2 and cfg.hparams == {"attribute_dim": 4}  # settings not searched are kept
+    # settings not searched are kept; a searched model argument is merged into them
+    assert cfg.epochs == 2 and cfg.hparams == {"attribute_dim": 4, "layers": result.best_params["layers"]}
 
 
 def test_study_resumes_and_refuses_other_settings(tmp_path, fake):

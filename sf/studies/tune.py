@@ -35,19 +35,21 @@ SearchSpace = Callable[[object], dict]  # trial -> TrainConfig overrides; model 
 
 
 def _common(trial) -> dict:
+    # Not searched, settled on VISUELLE's validation split (docs/tuning-log.md): L1, the loss pooled WAPE
+    # rewards (MSE's median 66.9 vs 62.4 over 29 trials), and no weight averaging (every averaged trial lost).
     return {"lr": trial.suggest_float("lr", 1e-4, 3e-3, log=True),
             "batch_size": trial.suggest_categorical("batch_size", [16, 32, 64]),
             "weight_decay": trial.suggest_categorical("weight_decay", [0.0, 1e-5, 1e-4]),
-            "loss": trial.suggest_categorical("loss", ["mse", "l1"]),
             "target": trial.suggest_categorical("target", ["log", "scaled"]),
-            "dropout": trial.suggest_float("dropout", 0.0, 0.4),
-            "ema": trial.suggest_categorical("ema", [0.0, 0.99, 0.995, 0.999])}
+            "dropout": trial.suggest_float("dropout", 0.0, 0.4)}
 
 
 def _sf(trial) -> dict:
+    # Attention fusions only: sf stays of the paper's family (words <-> image regions feeding a recurrent head).
     return {**_common(trial), "hidden": trial.suggest_categorical("hidden", [16, 30, 48, 64]),
-            "fusion": trial.suggest_categorical("fusion", ["biattn", "concat"]),
-            "popularity": trial.suggest_categorical("popularity", [False, True])}
+            "fusion": trial.suggest_categorical("fusion", ["biattn", "t2i", "i2t"]),
+            "popularity": trial.suggest_categorical("popularity", [False, True]),
+            "hparams": {"layers": trial.suggest_categorical("layers", [1, 2])}}
 
 
 def _gtm(trial) -> dict:
