@@ -12,6 +12,7 @@ from sf.cache.reader import load_features
 from sf.data.contract import load_dataset
 from sf.forecast.batching import TensorInputs
 from sf.forecast.config import TrainConfig
+from sf.forecast.models import Dims
 from sf.forecast.inputs import build_inputs
 from sf.forecast.run_table import run_table
 from sf.forecast.fit import fit, predict
@@ -46,7 +47,8 @@ def test_batches_stop_at_the_release_unless_asked(inp):
 @pytest.mark.parametrize("name", ["sf", "gtm", "ekambaram"])
 def test_default_forecast_ignores_exog_after_release(inp, name):
     train, val = inp.take(np.arange(48)), inp.take(np.arange(48, 64))
-    cfg = TrainConfig(epochs=2, seeds=1, hidden=8)
+    # lr 1e-2: two epochs at the default rate leave a two-layer head's forecasts all clipped at 0, which no input moves
+    cfg = TrainConfig(epochs=2, seeds=1, hidden=8, lr=1e-2)
     other = future_changed(val)
     honest = fit(name, train, val, cfg, seed=0)
     assert honest.hparams["exog_future"] is False
@@ -112,6 +114,25 @@ def test_popularity_reference_travels_with_the_fit(inp):
     assert predict(fitted, val).shape == (16, val.horizon)
 
 
+def test_popularity_signals_are_computed_once_per_split(inp, monkeypatch):
+    """The fits of a study or a seed loop reuse the split's signals; new inputs (or a refit) compute their own."""
+    from sf.forecast import fit as fit_module
+
+    calls = []
+    real = fit_module.PopularityReference.from_inputs
+    monkeypatch.setattr(fit_module.PopularityReference, "from_inputs",
+                        staticmethod(lambda *a, **k: calls.append(1) or real(*a, **k)))
+    train, val = inp.take(np.arange(48)), inp.take(np.arange(48, 64))
+    cfg = TrainConfig(epochs=1, seeds=1, hidden=8, popularity=True)
+    first, second = (fit("sf", train, val, cfg, seed=s) for s in (0, 1))
+    assert len(calls) == 1 and first.popularity is second.popularity
+    other = fit("sf", train, inp.take(np.arange(48, 64)), cfg, seed=0)  # equal data, other object: computed again
+    assert len(calls) == 2
+    np.testing.assert_array_equal(predict(other, val), predict(first, val))
+    fit("sf", train, train.take([]), cfg, seed=0)  # a refit computes its own reference
+    assert len(calls) == 3
+
+
 def test_the_papers_config_stays_a_named_preset(tmp_path):
     from sf.forecast.config import load_config
 
@@ -119,5 +140,14 @@ def test_the_papers_config_stays_a_named_preset(tmp_path):
     assert (paper.model, paper.fusion, paper.head, paper.hidden, paper.loss, paper.target) == (
         "sf", "biattn", "bilstm", 30, "mse", "scaled")
     assert not paper.popularity and paper.ema == 0 and paper.seeds == 2
+    # The paper's head has one BiLSTM layer; sf's default stacks two.
+    from sf.forecast.fit import model_hparams
+    from sf.forecast.models import create_model
+
+    dims = Dims(image_channels=4, regions=4, text_dim=6, text_len=5, exog_terms=1, lookback=2, horizon=3,
+                calendar=2, attribute_cardinalities=(3,))
+    layers = {name: create_model("sf", dims, **model_hparams("sf", cfg)).head.rnn.num_layers
+              for name, cfg in (("paper", paper), ("default", load_config()))}
+    assert layers == {"paper": 1, "default": 2}
     with pytest.raises(Exception, match="preset"):
         load_config(tmp_path / "nope.toml")

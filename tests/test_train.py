@@ -218,3 +218,24 @@ def test_weight_averaging_scores_and_keeps_the_averaged_weights(tmp_path):
     assert val_loss_of(fitted.model, data, Objective(fitted.loss)) == pytest.approx(best, rel=1e-5)
     plain = fit("sf", tr, va, TrainConfig(epochs=3, patience=3, hidden=8, ema=0.0), seed=0)
     assert [h["val_loss"] for h in plain.history] != [h["val_loss"] for h in fitted.history]
+
+
+def test_recency_weights_favour_the_latest_releases(fake):
+    from sf.forecast.fit import recency_weights
+
+    *_, parts = fake
+    tr = parts["train"]
+    assert torch.equal(recency_weights(tr, 0.0), torch.ones(len(tr)))
+    days = tr.release.astype("datetime64[D]").astype(np.int64)
+    w = recency_weights(tr, 30.0).numpy()
+    assert w.mean() == pytest.approx(1.0, rel=1e-5)
+    latest, earliest = int(np.argmax(days)), int(np.argmin(days))
+    gap = days[latest] - days[earliest]
+    assert w[latest] / w[earliest] == pytest.approx(2.0 ** (gap / 30.0), rel=1e-4) and gap > 0
+    undated = replace(tr, release=np.where(np.arange(len(tr)) == 0, np.datetime64("NaT"), tr.release))
+    wu = recency_weights(undated, 30.0).numpy()
+    assert wu[0] == pytest.approx(1.0, rel=1e-5) and wu[1:].mean() == pytest.approx(1.0, rel=1e-5)  # the dated mean
+    # The weights reach the loss: the same seed trains another model with them.
+    plain = predict(fit("sf", tr, parts["val"], FAST, seed=0), parts["val"])
+    recent = predict(fit("sf", tr, parts["val"], replace(FAST, recency_half_life=30.0), seed=0), parts["val"])
+    assert not np.allclose(plain, recent)

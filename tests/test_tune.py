@@ -57,6 +57,13 @@ def test_study_resumes_and_refuses_other_settings(tmp_path, fake):
     other = replace(small(tmp_path, fake, 4), train=TrainConfig(epochs=3))
     with pytest.raises(SfError, match="other settings"):
         run_tune(other, prepared=fake[2], progress=False)
+    # A study begun before a setting existed ran at its default: it resumes, but not under another value.
+    study = optuna.load_study(study_name="sf-tune-sf", storage=f"sqlite:///{tmp_path / 't' / 'study.db'}")
+    study.set_user_attr("settings", {k: v for k, v in study.user_attrs["settings"].items() if k != "recency_half_life"})
+    assert len(run_tune(small(tmp_path, fake, 4), prepared=fake[2], progress=False).trials) == 4
+    newer = replace(small(tmp_path, fake, 5), train=replace(small(tmp_path, fake, 5).train, recency_half_life=90.0))
+    with pytest.raises(SfError, match="other settings.*recency_half_life"):
+        run_tune(newer, prepared=fake[2], progress=False)
 
 
 @pytest.mark.parametrize("model", sorted(SPACES))

@@ -1,6 +1,6 @@
 """`sf train`'s settings: one typed dataclass, loadable from TOML, saved resolved beside every run.
 
-Defaults: the paper's model and optimiser (biattn + BiLSTM, hidden 30, lr 1e-3, batch 32, up to 100 epochs,
+Defaults: the paper's model and optimiser (biattn + BiLSTM, here two layers, hidden 30, lr 1e-3, batch 32, up to 100 epochs,
 dropout, early stopping on the validation set, a 7:2:1 split, five seeds averaged), trained the way a
 50-trial `sf tune` study and 5-seed reruns chose on VISUELLE's validation split (docs/tuning-log.md): L1 on
 log(1 + units / ū), weight decay 1e-4, no weight averaging, popularity signals of earlier products, and a
@@ -53,6 +53,9 @@ class TrainConfig:
     # many epochs and keep that model: it has seen the latest seasons' sales level and attribute values, which
     # a time split otherwise withholds from it. Validation figures stay the first fit's; test is the refit's.
     refit: bool = True
+    # Weight of a training product's loss halves every this many days it was released before the latest one
+    # (0: all equal). The sales level drifts across seasons; a newer product is more like the next one.
+    recency_half_life: float = 0.0
     # Exponential moving average of the weights (0: off): validation, early stopping and the saved model use
     # the averaged weights. Off by default: on VISUELLE every tune trial that averaged did worse on validation
     # (the average lags the weights the early stopping picks; docs/tuning-log.md).
@@ -125,6 +128,8 @@ class TrainConfig:
             bad("dropout", f"must be in [0, 1), got {self.dropout}")
         if self.lr <= 0:
             bad("lr", f"must be > 0, got {self.lr}")
+        if self.recency_half_life < 0:
+            bad("recency_half_life", f"must be >= 0 (0: off), got {self.recency_half_life}")
         if not 0 <= self.ema < 1:
             bad("ema", f"must be in [0, 1), got {self.ema}")
         if self.observe_max < 0:
@@ -186,12 +191,12 @@ def _coerce(name: str, value, source: str):
 
 
 # Named configs `--config NAME` takes besides a TOML file. "paper": the attention-RNN paper's exact model and
-# training (biattn + BiLSTM, hidden 30, MSE on sales / ū, no popularity signals, no weight averaging), kept
+# training (biattn + a one-layer BiLSTM, hidden 30, MSE on sales / ū, no popularity signals, no weight averaging), kept
 # reproducible whatever sf's defaults become; `sf ablate` runs it as a row.
 PRESETS: dict[str, dict] = {
     "paper": {"model": "sf", "fusion": "biattn", "head": "bilstm", "hidden": 30, "dropout": 0.2, "loss": "mse",
               "target": "scaled", "popularity": False, "ema": 0.0, "lr": 1e-3, "batch_size": 32, "weight_decay": 0.0,
-              "refit": False},
+              "refit": False, "hparams": {"layers": 1}},
 }
 
 

@@ -56,6 +56,26 @@ class FitResult:
         return self.selection["history"] if self.selection else self.history
 
 
+_POPULARITY: dict[tuple[int, int], tuple] = {}  # (id(train), id(val)) -> (train, val, reference, train', val')
+
+
+def _with_popularity(train: Inputs, val: Inputs) -> tuple[PopularityReference, Inputs, Inputs]:
+    """The popularity reference of a fit and its inputs with the signals. They depend on the data only, not on
+    the seed or the settings, so the fits of a study or a seed loop over the same inputs compute them once
+    (about a second each on VISUELLE); the entry keeps its inputs alive, so an id is never reused."""
+    if not len(val):  # a refit: its empty validation set is a new object each time, so it would only evict
+        reference = PopularityReference.from_inputs(train, target_scale(train))
+        return reference, with_popularity(train, reference), val
+    key = (id(train), id(val))
+    hit = _POPULARITY.get(key)
+    if hit is None or hit[0] is not train or hit[1] is not val:
+        # Every product whose sales this run reads; each product's signals count only weeks sold before its release.
+        reference = PopularityReference.from_inputs(concat([train, val]), target_scale(train))
+        _POPULARITY.clear()  # one entry: a study or a run trains on one split at a time
+        hit = _POPULARITY[key] = (train, val, reference, with_popularity(train, reference), with_popularity(val, reference))
+    return hit[2], hit[3], hit[4]
+
+
 @contextmanager
 def cpu_threads(n: int):
     """Run the block with `n` torch CPU threads, then restore the previous setting."""
@@ -98,9 +118,7 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
     torch.manual_seed(seed)
     reference = None
     if cfg.popularity:
-        # Every product whose sales this run reads; each product's signals count only weeks sold before its release.
-        reference = PopularityReference.from_inputs(concat([train, val]) if len(val) else train, target_scale(train))
-        train, val = with_popularity(train, reference), with_popularity(val, reference)
+        reference, train, val = _with_popularity(train, val)
     dims = Dims.from_inputs(train, n_outputs=cfg.n_outputs)
     hp = model_hparams(model_name, cfg, hparams)
     try:
@@ -110,6 +128,7 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
         raise SfError(f"model {model_name!r}: bad hyper-parameters {hp} ({e})") from None
     y_scale = target_scale(train)
     tr, va = (TensorInputs.for_model(p, model, y_scale, cfg.target, device) for p in (train, val))
+    weight = recency_weights(train, cfg.recency_half_life).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     gen = torch.Generator().manual_seed(seed)
 
@@ -124,8 +143,9 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
         for idx in torch.randperm(tr.n, generator=gen).split(cfg.batch_size):
             observed = torch.randint(0, cfg.observe_max + 1, (len(idx),), generator=gen) if cfg.observe_max else 0
             b = tr.batch(idx, observed)
+            weighted = b["loss_mask"] * weight[idx, None]
             n = b["loss_mask"].sum()
-            loss = objective.loss_sum(model(b), b["y"], b["loss_mask"]) / n.clamp(min=1)
+            loss = objective.loss_sum(model(b), b["y"], weighted) / weighted.sum().clamp(min=1e-12)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -155,6 +175,20 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
     return FitResult(model=model, model_name=model_name, dims=dims, hparams=hp, y_scale=y_scale,
                      loss=objective.loss, quantiles=objective.quantiles, history=history, best_epoch=best_epoch,
                      seed=seed, seconds=time.perf_counter() - t0, target=cfg.target, popularity=reference)
+
+
+def recency_weights(inp: Inputs, half_life: float) -> torch.Tensor:
+    """(N,) loss weights of the training products: 2^(-(latest release - release) / half_life), mean 1; all ones
+    when half_life is 0. A product without a release date gets the mean weight."""
+    if half_life <= 0 or not len(inp):
+        return torch.ones(len(inp))
+    days = inp.release.astype("datetime64[D]").astype("float64")
+    known = ~np.isnat(inp.release)
+    if not known.any():
+        return torch.ones(len(inp))
+    w = np.exp2(-(days[known].max() - days) / half_life)
+    w = np.where(known, w, w[known].mean())
+    return torch.as_tensor(w / w.mean(), dtype=torch.float32)
 
 
 class WeightAverage:

@@ -212,8 +212,11 @@ def _check_resume(study, cfg: TuneConfig, base: TrainConfig) -> None:
     stored = study.user_attrs.get("settings")
     if stored is None:
         study.set_user_attr("settings", settings)
-    elif stored != settings:
-        diff = sorted(k for k in settings if stored.get(k) != settings[k])
+        return
+    # A setting added to sf after the study began ran at its default value (the behaviour before it existed).
+    defaults = TrainConfig().to_dict()
+    diff = sorted(k for k in settings if stored.get(k, defaults.get(k)) != settings[k])
+    if diff:
         raise SfError(f"{cfg.out / 'study.db'}: holds a study with other settings ({', '.join(diff)}); "
                       f"choose another --out or delete it")
 
