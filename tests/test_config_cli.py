@@ -55,10 +55,10 @@ def test_every_option_lands_in_its_field():
     given = dict(features=Path("s.h5"), data=Path("d"), horizon=7, model="gtm", fusion="concat", head="lstm",
                  hidden=12, dropout=0.3, epochs=9, patience=4, batch_size=16, lr=0.01, loss="quantile",
                  quantiles="0.2,0.8", target="scaled", seeds=2, seed=3, split="random", observe_max=2, no_exog=True,
-                 exog_future=True, no_attributes=True, refit=False, device="cpu", name="n", out=Path("o"))
+                 exog_future=True, no_attributes=True, refit=True, device="cpu", name="n", out=Path("o"))
     assert set(given) == set(options("train")) - COMMAND_ONLY - {"config"}
     cfg = O.train_settings(None, **given)
-    assert (cfg.exog, cfg.attributes, cfg.exog_future, cfg.quantiles, cfg.refit) == (False, False, True, (0.2, 0.8), False)
+    assert (cfg.exog, cfg.attributes, cfg.exog_future, cfg.quantiles, cfg.refit) == (False, False, True, (0.2, 0.8), True)
     for option, value in given.items():
         if option not in O.FLAG_FIELDS and option != "quantiles":
             assert getattr(cfg, option) == value, option

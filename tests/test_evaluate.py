@@ -28,7 +28,7 @@ def setup(tmp_path_factory):
     base = tmp_path_factory.mktemp("evaluate")
     root, store = make_dataset(base / "train", n=90, horizon=H)
     cfg = TrainConfig(features=store, data=root, out=base / "run", epochs=3, seeds=2, hidden=8, patience=3,
-                      loss="quantile", quantiles=(0.1, 0.5, 0.9))
+                      loss="quantile", quantiles=(0.1, 0.5, 0.9), refit=True)
     result = train_run(cfg, progress=False)
     _, y, m = load_dataset(root).sales_matrix(result.prepared.product_split["train"], horizon=H)
     curve = np.where(m, y, 0).sum(0) / m.sum(0)

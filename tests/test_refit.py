@@ -15,7 +15,7 @@ from sf.forecast.config import TrainConfig
 from sf.forecast.inputs import build_inputs
 from tests.fakes import make_dataset
 
-CFG = TrainConfig(epochs=6, patience=2, seeds=1, hidden=8, batch_size=16, lr=1e-2, device="cpu")
+CFG = TrainConfig(epochs=6, patience=2, seeds=1, hidden=8, batch_size=16, lr=1e-2, device="cpu", refit=True)
 
 
 @pytest.fixture(scope="module")

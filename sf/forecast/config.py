@@ -3,8 +3,8 @@
 Defaults: the paper's model and optimiser (biattn + BiLSTM, here two layers, hidden 30, lr 1e-3, batch 32, up to 100 epochs,
 dropout, early stopping on the validation set, a 7:2:1 split, five seeds averaged), trained the way a
 50-trial `sf tune` study and 5-seed reruns chose on VISUELLE's validation split (docs/tuning-log.md): L1 on
-log(1 + units / ū), weight decay 1e-4, no weight averaging, popularity signals of earlier products, and a
-refit on train + validation. The paper's exact recipe (MSE on units / ū, no popularity) is the preset
+log(1 + units / ū), weight decay 1e-4, no weight averaging and popularity signals of earlier products
+(`--refit` adds a refit on train + validation; off, as the nested protocol chose). The paper's exact recipe (MSE on units / ū, no popularity) is the preset
 `--config paper`. Paths in a TOML file are read
 relative to the current folder, like the same paths given on the command line.
 """
@@ -52,7 +52,9 @@ class TrainConfig:
     # After the epoch count is chosen on validation, train again (same seed) on train + validation for that
     # many epochs and keep that model: it has seen the latest seasons' sales level and attribute values, which
     # a time split otherwise withholds from it. Validation figures stay the first fit's; test is the refit's.
-    refit: bool = True
+    # Off by default: repeated inside the training products (the nested protocol, docs/tuning-log.md row 23)
+    # it over-forecast the next season (forecast/actual 1.18) and scored 71.2 ± 9.0 against 65.8 ± 3.8.
+    refit: bool = False
     # Weight of a training product's loss halves every this many days it was released before the latest one
     # (0: all equal). The sales level drifts across seasons; a newer product is more like the next one.
     recency_half_life: float = 0.0
