@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-measure every number in the README's Results and Benchmarks on this machine (CPU; ~20 min on 2 cores).
+# Re-measure every number in the README's Results and Benchmarks on this machine (CPU; ~2 h on 2 cores).
 # Needs ../shared/data/visuelle and the [pretrained] extra. Logs and JSON under runs/repro/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,14 @@ step compare
   --data demo_data --features cache/demo_efficientnet_lite0.h5 --seeds 5 --shuffled-control \
   --out "$R/compare" 2>&1 | tee "$R/compare.log"
 
+step shared recipe and equal tuning budget
+python bench/tuning.py --data data/visuelle --features cache/visuelle_efficientnet_lite0.h5 \
+  --variants default,gtm,ekambaram --seeds 5 --log "$R/tuning.jsonl" 2>&1 | tee "$R/tuning.log"
+sf compare --data data/visuelle --features cache/visuelle_efficientnet_lite0.h5 \
+  --models mean_curve,gtm,ekambaram,sf --tune-trials 20 --seeds 5 --out "$R/compare_tuned" 2>&1 | tee "$R/compare_tuned.log"
+python bench/tune.py --data data/visuelle --features cache/visuelle_efficientnet_lite0.h5 --out "$R/tune" \
+  2>&1 | tee "$R/bench_tune.log"
+
 step ablate
 python bench/ablate.py --data data/visuelle --features cache/visuelle_efficientnet_lite0.h5 \
   --features-alt cache/visuelle_resnet18.h5 --out "$R/ablate" 2>&1 | tee "$R/bench_ablate.log"
@@ -32,4 +40,5 @@ python bench/train.py 2>&1 | tee "$R/bench_train.log"
 
 step bench demo
 python bench/demo.py --json "$R/bench_demo.json" 2>&1 | tee "$R/bench_demo.log"
+python bench/demo_heldout.py --json "$R/demo_heldout.json" 2>&1 | tee "$R/demo_heldout.log"
 step done
