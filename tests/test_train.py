@@ -240,3 +240,25 @@ def test_recency_weights_favour_the_latest_releases(fake):
     plain = predict(fit("sf", tr, parts["val"], FAST, seed=0), parts["val"])
     recent = predict(fit("sf", tr, parts["val"], replace(FAST, recency_half_life=30.0), seed=0), parts["val"])
     assert not np.allclose(plain, recent)
+
+
+def test_checkpoints_record_every_model_argument_and_old_ones_load(fake, tmp_path):
+    """A default that changes (sf's head went from one BiLSTM layer to two) must not rebuild a saved model
+    differently: checkpoints record every constructor argument, and older ones get the defaults of their day."""
+    from sf.forecast.checkpoints import load_checkpoint, save_checkpoint
+
+    *_, parts = fake
+    tr, va = parts["train"], parts["val"]
+    fitted = fit("sf", tr, va, replace(FAST, epochs=1), seed=0)
+    path = save_checkpoint(tmp_path / "new.pt", fitted, FAST, {}, tr.attribute_vocab)
+    assert torch.load(path, weights_only=True)["hparams"]["layers"] == 2
+    assert load_checkpoint(path).model.head.rnn.num_layers == 2
+
+    one = fit("sf", tr, va, replace(FAST, epochs=1, hparams={"layers": 1}), seed=0)
+    old = save_checkpoint(tmp_path / "old.pt", one, FAST, {}, tr.attribute_vocab)
+    payload = torch.load(old, weights_only=True)
+    payload["hparams"] = {k: v for k, v in payload["hparams"].items() if k != "layers"}  # as written before
+    torch.save(payload, old)
+    loaded = load_checkpoint(old)
+    assert loaded.model.head.rnn.num_layers == 1
+    np.testing.assert_array_equal(predict(loaded, va), predict(one, va))

@@ -9,6 +9,7 @@ store at the boundary, saying what differs.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import torch
 from sf.cache import schema as S
 from sf.data.atomic import atomic_write
 from sf.errors import SfError
-from sf.forecast.models import Dims, create_model
+from sf.forecast.models import Dims, create_model, model_entry
 from sf.forecast.config import TrainConfig, config_from_dict
 from sf.forecast.fit import FitResult, predict
 from sf.forecast.popularity import PopularityReference
@@ -72,6 +73,20 @@ def store_fingerprint(attrs: dict) -> dict:
     return out
 
 
+# Defaults a model had before they changed, for checkpoints that did not record them: sf's head had one
+# BiLSTM layer until 2026-11-30. Checkpoints record every constructor argument since (resolved_hparams).
+LEGACY_DEFAULTS: dict[str, dict] = {"sf": {"layers": 1}}
+
+
+def resolved_hparams(model_name: str, hparams: dict) -> dict:
+    """The model's constructor arguments with its defaults filled in, so a later change of a default cannot
+    rebuild a saved model differently."""
+    params = inspect.signature(model_entry(model_name).cls.__init__).parameters
+    defaults = {k: p.default for k, p in params.items()
+                if k not in ("self", "dims") and p.default is not inspect.Parameter.empty}
+    return {**defaults, **hparams}
+
+
 def save_checkpoint(path: str | Path, fitted: FitResult, cfg: TrainConfig, store_attrs: dict,
                     attribute_vocab: dict, attribute_names: list | None = None, exog_names: list | None = None,
                     horizon: int | None = None) -> Path:
@@ -80,7 +95,7 @@ def save_checkpoint(path: str | Path, fitted: FitResult, cfg: TrainConfig, store
         "format": CHECKPOINT_FORMAT,
         "model_name": fitted.model_name,
         "dims": fitted.dims.to_dict(),
-        "hparams": fitted.hparams,
+        "hparams": resolved_hparams(fitted.model_name, fitted.hparams),
         "state_dict": {k: v.detach().cpu() for k, v in fitted.model.state_dict().items()},
         "y_scale": fitted.y_scale,
         "target": fitted.target,
@@ -117,12 +132,13 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     dims_d = dict(ck["dims"])
     dims_d["attribute_cardinalities"] = tuple(dims_d["attribute_cardinalities"])
     dims = Dims(**dims_d)
-    model = create_model(ck["model_name"], dims, **ck["hparams"])
+    hparams = {**LEGACY_DEFAULTS.get(ck["model_name"], {}), **ck["hparams"]}
+    model = create_model(ck["model_name"], dims, **hparams)
     model.popularity_reference = PopularityReference.from_dict(ck["popularity"]) if ck.get("popularity") else None
     model.load_state_dict(ck["state_dict"])
     model.to(device).eval()
     return LoadedModel(
-        model=model, model_name=ck["model_name"], dims=dims, hparams=ck["hparams"], y_scale=ck["y_scale"],
+        model=model, model_name=ck["model_name"], dims=dims, hparams=hparams, y_scale=ck["y_scale"],
         loss=ck["loss"], quantiles=tuple(ck["quantiles"]), history=ck["history"], best_epoch=ck["best_epoch"],
         seed=ck["seed"], seconds=ck["seconds"], target=ck.get("target", "scaled"), selection=ck.get("selection"),
         popularity=model.popularity_reference, config=config_from_dict(ck["config"]), store=ck["store"],
