@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import inspect
 import time
+import weakref
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -26,7 +27,7 @@ from sf.forecast.config import TrainConfig
 from sf.forecast.inputs import Inputs, concat
 from sf.forecast.losses import Objective
 from sf.forecast.models import Dims, create_model, model_entry
-from sf.forecast.popularity import PopularityReference, with_popularity
+from sf.forecast.popularity import PopularityReference, popularity_features
 
 EVAL_BATCH = 256  # the widened image grid of a batch is B x 49 x 2048 floats: keep it small
 
@@ -56,24 +57,25 @@ class FitResult:
         return self.selection["history"] if self.selection else self.history
 
 
-_POPULARITY: dict[tuple[int, int], tuple] = {}  # (id(train), id(val)) -> (train, val, reference, train', val')
+# The last split's popularity signals: (weak refs to train and val, reference, their signal arrays). Weak, so
+# the cache never keeps a finished run's inputs (image grids included) alive; the arrays are small.
+_POPULARITY: list[tuple] = []
 
 
 def _with_popularity(train: Inputs, val: Inputs) -> tuple[PopularityReference, Inputs, Inputs]:
     """The popularity reference of a fit and its inputs with the signals. They depend on the data only, not on
     the seed or the settings, so the fits of a study or a seed loop over the same inputs compute them once
-    (about a second each on VISUELLE); the entry keeps its inputs alive, so an id is never reused."""
-    if not len(val):  # a refit: its empty validation set is a new object each time, so it would only evict
-        reference = PopularityReference.from_inputs(train, target_scale(train))
-        return reference, with_popularity(train, reference), val
-    key = (id(train), id(val))
-    hit = _POPULARITY.get(key)
-    if hit is None or hit[0] is not train or hit[1] is not val:
+    (about a second each on VISUELLE). A refit (no validation products) always computes its own."""
+    hit = _POPULARITY[0] if _POPULARITY else None
+    if not len(val) or hit is None or hit[0]() is not train or hit[1]() is not val:
         # Every product whose sales this run reads; each product's signals count only weeks sold before its release.
-        reference = PopularityReference.from_inputs(concat([train, val]), target_scale(train))
-        _POPULARITY.clear()  # one entry: a study or a run trains on one split at a time
-        hit = _POPULARITY[key] = (train, val, reference, with_popularity(train, reference), with_popularity(val, reference))
-    return hit[2], hit[3], hit[4]
+        reference = PopularityReference.from_inputs(concat([train, val]) if len(val) else train, target_scale(train))
+        hit = (weakref.ref(train), weakref.ref(val), reference, popularity_features(train, reference),
+               popularity_features(val, reference))
+        if len(val):  # a refit's empty validation set is a new object each time: caching it would only evict
+            _POPULARITY[:] = [hit]
+    reference, p_train, p_val = hit[2:]
+    return reference, replace(train, popularity=p_train), replace(val, popularity=p_val)
 
 
 @contextmanager
