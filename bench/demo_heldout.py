@@ -29,11 +29,11 @@ from bench._common import write_json  # noqa: E402
 GOAL_POINTS = 10.0
 
 
-def run_seed(seed: int, out: Path) -> dict:
+def run_seed(seed: int, out: Path, extra: list[str]) -> dict:
     from sf.cli import main as sf_main
 
     try:
-        sf_main(["demo", "--out", str(out), "--seed", str(seed), "--no-ablation", "--no-compare"])
+        sf_main(["demo", "--out", str(out), "--seed", str(seed), "--no-ablation", "--no-compare", *extra])
     except SystemExit as e:
         if e.code not in (0, None):
             raise
@@ -47,12 +47,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0,1,2,3,4", help="demo (catalogue) seeds, comma-separated")
     ap.add_argument("--json", type=Path, help="Also write the per-seed results here")
+    ap.add_argument("--products", type=int, help="Catalogue size (sf demo --products; default the demo's)")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for s in seeds:
-            rows.append(run_seed(s, Path(tmp) / f"demo_{s}"))
+            rows.append(run_seed(s, Path(tmp) / f"demo_{s}", ["--products", str(args.products)] if args.products else []))
     models = [k for k in rows[0] if k not in ("seed", "products", "sf_seed_std", "margin")]
     table = Table(title=f"sf demo held-out pooled WAPE over {len(rows)} demo seed(s) "
                         f"({rows[0]['products']} new products each)")

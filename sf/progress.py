@@ -82,7 +82,8 @@ class EpochProgress(_Bar):
         def update(h: dict) -> None:
             rate = h["epoch"] / max(time.perf_counter() - start, 1e-9)
             self.bar.update(task, completed=h["epoch"], rate=f"{rate:.1f}/s",
-                            loss=f"train {h['train_loss']:.4f}  val {h['val_loss']:.4f}")
+                            loss=f"train {h['train_loss']:.4f}  val {h['val_loss']:.4f}"
+                            + (f"  val WAPE {h['val_wape']:.1f}" if "val_wape" in h else ""))
 
         return update
 

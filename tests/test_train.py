@@ -216,9 +216,20 @@ def test_weight_averaging_scores_and_keeps_the_averaged_weights(tmp_path):
     data = TensorInputs(with_popularity(va, fitted.popularity), fitted.y_scale, reads=fitted.model.reads,
                         target=fitted.target)
     best = fitted.history[fitted.best_epoch - 1]["val_loss"]
-    assert val_loss_of(fitted.model, data, Objective(fitted.loss)) == pytest.approx(best, rel=1e-5)
+    assert val_loss_of(fitted.model, data, Objective(fitted.loss))[0] == pytest.approx(best, rel=1e-5)
     plain = fit("sf", tr, va, TrainConfig(epochs=3, patience=3, hidden=8, ema=0.0), seed=0)
     assert [h["val_loss"] for h in plain.history] != [h["val_loss"] for h in fitted.history]
+
+
+def test_each_epochs_validation_wape_is_the_one_predict_gives(fake):
+    """The history's val_wape (what `sf tune` prunes on) of the kept epoch is the pooled WAPE of `predict`."""
+    *_, parts = fake
+    tr, va = parts["train"], parts["val"]
+    for target in ("log", "scaled"):
+        fitted = fit("sf", tr, va, replace(FAST, hidden=8, target=target), seed=1)
+        wape = compute_metrics(va.y, predict(fitted, va), va.y_mask, 1.0)["WAPE"]
+        assert fitted.history[fitted.best_epoch - 1]["val_wape"] == pytest.approx(wape, rel=1e-4)
+        assert all(np.isfinite(h["val_wape"]) for h in fitted.history)
 
 
 def test_recency_weights_favour_the_latest_releases(fake):

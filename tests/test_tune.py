@@ -87,3 +87,58 @@ def test_compare_gives_every_neural_model_the_same_tuning_budget(tmp_path, fake)
         assert len(load_config(study / "best.toml").to_dict()) and (study / "study.db").is_file()
         assert len(json.loads((study / "tune.json").read_text())["trials"]) == 2
     assert not (result.out / "tune_fake_mean_curve").exists()  # baselines have nothing to tune
+
+
+class _Trial:
+    """An Optuna trial stand-in: fixed choices, records its reports, asks to prune from `prune_at` on."""
+
+    def __init__(self, prune_at: int) -> None:
+        self.reports: list[tuple[int, float]] = []
+        self.prune_at = prune_at
+        self.fixed = optuna.trial.FixedTrial({"lr": 1e-3, "batch_size": 16, "weight_decay": 0.0, "target": "log",
+                                              "dropout": 0.1, "hidden": 16, "fusion": "t2i", "popularity": True,
+                                              "layers": 1})
+
+    def __getattr__(self, name):
+        return getattr(self.fixed, name)
+
+    def report(self, value: float, step: int) -> None:
+        self.reports.append((step, value))
+
+    def should_prune(self) -> bool:
+        return len(self.reports) >= self.prune_at
+
+
+def test_a_trial_is_pruned_mid_fit_on_its_epochs_validation_wape(tmp_path, fake):
+    from sf.studies import tune
+
+    cfg = small(tmp_path, fake, 1)
+    base = replace(cfg.train, epochs=4, patience=4, seeds=2)
+    tune._PREPARED[:] = [tune.validation_only(fake[2])]
+    try:
+        # Never pruned: one report per epoch of each seed, at steps seed * epochs + epoch, and the last
+        # report is the objective exactly (each seed's kept epoch's WAPE, as scored, averaged).
+        whole = _Trial(prune_at=10**6)
+        value = tune.objective_for(cfg, base)(whole)
+        assert [s for s, _ in whole.reports] == [1, 2, 3, 4, 5, 6, 7, 8]
+        assert whole.reports[-1][1] == pytest.approx(value, rel=1e-4)
+        # Pruned at its second report: the first seed's fit stops after its second epoch.
+        cut = _Trial(prune_at=2)
+        with pytest.raises(optuna.TrialPruned):
+            tune.objective_for(cfg, base)(cut)
+        assert [s for s, _ in cut.reports] == [1, 2]
+    finally:
+        tune._PREPARED.clear()
+
+
+def test_every_worker_prunes_with_the_studys_pruner(tmp_path, fake, monkeypatch):
+    """Optuna does not store a pruner with the study: a worker that loaded it without one pruned with the
+    default (no warm-up), stopping slow-starting trials after their first epoch."""
+    from sf.studies import tune
+
+    seen = []
+    real = optuna.load_study
+    monkeypatch.setattr(optuna, "load_study", lambda **kw: seen.append(kw.get("pruner")) or real(**kw))
+    run_tune(small(tmp_path, fake, 1), prepared=fake[2], progress=False)
+    pruner = seen[0]  # the worker's load (the last one only reads the finished study)
+    assert isinstance(pruner, optuna.pruners.MedianPruner) and pruner._n_warmup_steps == tune.PRUNE_WARMUP

@@ -159,10 +159,12 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
         train_loss = total / max(cells, 1)
         # Scored under every observation regime it was trained for (0..observe_max known weeks), so the epoch
         # chosen is good for new products and for short-observation forecasts alike.
-        val_loss = (float(np.mean([evaluate(scored, va, objective, k) for k in range(cfg.observe_max + 1)]))
-                    if va.n else train_loss)
+        scores = [evaluate(scored, va, objective, k, y_scale, cfg.target) for k in range(cfg.observe_max + 1) if va.n]
+        val_loss = float(np.mean([loss for loss, _ in scores])) if va.n else train_loss
         history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                         "seconds": time.perf_counter() - t0})
+        if va.n:  # a new product's pooled WAPE (no weeks known), what `sf tune` prunes on
+            history[-1]["val_wape"] = scores[0][1]
         if progress:
             progress(history[-1])
         if val_loss < best_loss or not va.n:  # no validation: the epoch count was chosen already
@@ -212,15 +214,23 @@ class WeightAverage:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: TensorInputs, objective: Objective, observed: int = 0) -> float:
-    """Mean loss per observed cell over `data`, in eval mode (no dropout)."""
+def evaluate(model: nn.Module, data: TensorInputs, objective: Objective, observed: int = 0, y_scale: float = 1.0,
+             target: str = "scaled") -> tuple[float, float]:
+    """(mean loss per observed cell, pooled WAPE in % of units over the cells forecast) over `data`, in eval
+    mode (no dropout); both from the same forward pass. The WAPE's point forecast is what `predict` returns."""
     model.eval()
-    total, cells = 0.0, 0
+    total, cells, error, units = 0.0, 0, 0.0, 0.0
     for idx in torch.arange(data.n).split(EVAL_BATCH):
         b = data.batch(idx, observed)
-        total += float(objective.loss_sum(model(b), b["y"], b["loss_mask"]))
+        raw = model(b)
+        total += float(objective.loss_sum(raw, b["y"], b["loss_mask"]))
         cells += int(b["loss_mask"].sum())
-    return total / max(cells, 1)
+        out = objective.outputs(raw)
+        point = decode_target(out[..., out.shape[-1] // 2], y_scale, target).clamp(min=0)
+        actual, m = decode_target(b["y"], y_scale, target), b["loss_mask"].to(raw.dtype)
+        error += float(((point - actual).abs() * m).sum())
+        units += float((actual * m).sum())
+    return total / max(cells, 1), 100.0 * error / units if units > 0 else float("nan")
 
 
 @torch.no_grad()

@@ -7,8 +7,9 @@ are dropped before the first trial (`validation_only`): tuning never sees them.
 
     objective(trial) = mean over seeds s of WAPE_val( fit(config + trial's choices, seed s) )
 
-Pruning: after each seed the running mean is reported; the median pruner stops a trial that is worse
-than the median of earlier trials at the same seed. The study lives in `study.db` (SQLite) in the output
+Pruning: after every epoch the trial reports its mean validation WAPE so far (the finished seeds, and the
+running seed's epoch that early stopping keeps so far); the median pruner stops a trial mid-fit once it is worse than the median of
+earlier trials at the same epoch of the same seed (after a warm-up of PRUNE_WARMUP epochs). The study lives in `study.db` (SQLite) in the output
 folder, so an interrupted search resumes where it stopped and several worker processes (forked, sharing
 the in-memory features) feed one study. At the end: `best.toml` (the base settings plus the best trial's,
 a file `sf train --config` takes), `trials.csv`, `study.png` (validation WAPE per trial, best so far).
@@ -108,6 +109,9 @@ class TuneResult:
     seconds: float
 
 
+# Epochs of the first seed before a trial may be pruned: a slow start (a small learning rate) is not a bad trial.
+PRUNE_WARMUP = 5
+
 _PREPARED: list[engine.Prepared] = []  # the validation-only data, set before workers fork
 
 
@@ -117,18 +121,33 @@ def validation_only(prepared: engine.Prepared) -> engine.Prepared:
     return replace(prepared, parts={**prepared.parts, "test": test.take(np.zeros(0, dtype=np.int64))}, refit_parts=None)
 
 
+def _pruner():
+    import optuna
+
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=PRUNE_WARMUP)
+
+
 def objective_for(cfg: TuneConfig, base: TrainConfig):
     from optuna import TrialPruned
 
     def objective(trial) -> float:
         run_cfg = apply(base, SPACES[cfg.model](trial))
-        scores = []
+        scores: list[float] = []
         for i, seed in enumerate(run_cfg.seed_list[: cfg.seeds]):
-            result = engine.train_seed(run_cfg, _PREPARED[0], seed)
+            kept = {"loss": float("inf"), "wape": float("nan")}  # the epoch early stopping keeps so far
+
+            def report(h: dict, i=i, kept=kept) -> None:
+                # Step i * epochs + epoch: the finished seeds with the WAPE of the epoch this seed keeps so far,
+                # so a trial is compared with the others at the same epoch of the same seed and stops mid-fit.
+                if h["val_loss"] < kept["loss"]:
+                    kept.update(loss=h["val_loss"], wape=h.get("val_wape", float("nan")))
+                if np.isfinite(kept["wape"]):
+                    trial.report((sum(scores) + kept["wape"]) / (len(scores) + 1), i * run_cfg.epochs + h["epoch"])
+                    if trial.should_prune():
+                        raise TrialPruned()
+
+            result = engine.train_seed(run_cfg, _PREPARED[0], seed, progress=report)
             scores.append(result.metrics["val"]["WAPE"])
-            trial.report(float(np.mean(scores)), i)
-            if i + 1 < cfg.seeds and trial.should_prune():
-                raise TrialPruned()
         return float(np.mean(scores))
 
     return objective
@@ -139,7 +158,8 @@ def _optimize(args, on_trial=None) -> None:
 
     cfg, base, storage, name, worker = args
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=name, storage=storage,
+    # The pruner is not stored with the study: each worker passes its own, or Optuna's default would prune.
+    study = optuna.load_study(study_name=name, storage=storage, pruner=_pruner(),
                               sampler=optuna.samplers.TPESampler(seed=cfg.sampler_seed + worker))
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     if sum(t.state in done for t in study.get_trials(deepcopy=False)) >= cfg.trials:
@@ -171,8 +191,7 @@ def run_tune(cfg: TuneConfig, prepared: engine.Prepared | None = None, console=N
     storage = f"sqlite:///{(out / 'study.db').resolve()}"
     name = f"sf-tune-{cfg.model}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
-    study = optuna.create_study(study_name=name, storage=storage, direction="minimize", pruner=pruner,
+    study = optuna.create_study(study_name=name, storage=storage, direction="minimize", pruner=_pruner(),
                                 load_if_exists=True)
     _check_resume(study, cfg, base)
     jobs = [(cfg, base, storage, name, w) for w in range(cfg.workers)]
