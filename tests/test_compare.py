@@ -116,3 +116,28 @@ def test_pool_and_one_process_give_the_same_numbers(tmp_path):
         summary = next(iter(run_compare(cfg, progress=False).tables.values()))
         metrics.append({s["row"]: s["test"]["per_seed"] for s in summary})
     assert metrics[0] == metrics[1]
+
+
+def test_each_row_reports_its_seed_ensemble(sanity):
+    """Beside mean ± std over seeds, each row scores the seeds' mean forecast (what `sf predict` gives):
+    the same number as averaging the seeds' own forecasts; a deterministic baseline's is its own score."""
+    import numpy as np
+
+    from sf.forecast import engine
+    from sf.forecast.metrics import compute_metrics
+
+    result, root, store = sanity
+    rows = {s["row"]: s for s in next(iter(result.tables.values()))}
+    cfg = TrainConfig(epochs=15, seeds=2, patience=5, threads=1)
+    prepared = engine.prepare(cfg, load_features(store), load_dataset(root))
+    seeds = [engine.train_seed(cfg, prepared, s) for s in cfg.seed_list]
+    for split in ("val", "test"):
+        part = prepared.parts[split]
+        mean = np.mean([r.forecasts[split] for r in seeds], axis=0)
+        expected = compute_metrics(part.y, mean, part.y_mask, prepared.hit_threshold)["WAPE"]
+        assert rows["sf"][split]["ensemble"]["WAPE"] == pytest.approx(expected, rel=1e-5)
+        assert rows["sf"][split]["ensemble"]["WAPE"] != pytest.approx(rows["sf"][split]["mean"]["WAPE"], rel=1e-6)
+        assert rows["mean_curve"][split]["ensemble"]["WAPE"] == pytest.approx(rows["mean_curve"][split]["mean"]["WAPE"])
+    csv = pl.read_csv(result.out / "compare.csv")
+    assert csv.filter((pl.col("row") == "sf") & (pl.col("split") == "test"))["WAPE_ensemble"][0] == pytest.approx(
+        rows["sf"]["test"]["ensemble"]["WAPE"])

@@ -183,7 +183,7 @@ def run_ablation(cfg: AblateConfig, console: Console | None = None, progress: bo
     workers = pool.study_workers(cfg.workers, cfg.engine)
     results = pool.run_jobs(_jobs(variants, train_cfg, workers), shared, workers, console, "ablation", progress,
                             engine=cfg.engine)
-    summary = T.summarise(results, [v.label for v in variants])
+    summary = T.summarise(results, [v.label for v in variants], shared=shared)
     by_label = {v.label: v for v in variants}
     for s in summary:
         v = by_label[s["row"]]
@@ -244,7 +244,7 @@ def ablation_table(result: AblationResult) -> Table:
             table.add_section()
         group = s["group"]
         label = s["row"] + (" ★" if best is not None and s is best else "")
-        cells = [T.cell(s, split, m) for m in POINT_METRICS]
+        cells = [T.cell(s, split, m) for m in POINT_METRICS] + [T.ensemble_cell(s, split)]
         if split != "val":
             cells.append(T.cell(s, "val", "WAPE"))
         table.add_row(label, *cells, f"{s['seconds']:.1f}", style="dim" if group == "reference" else None)

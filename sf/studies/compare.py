@@ -163,7 +163,7 @@ def run_compare(cfg: CompareConfig, console: Console | None = None, progress: bo
 
     tables, splits, notes = {}, {}, []
     for label in labels:
-        summary = T.summarise(results, [c.name for c in rows], data=label)
+        summary = T.summarise(results, [c.name for c in rows], data=label, shared=shared)
         ids = {i for s in summary for i in s["split_ids"]}
         if len(ids) != 1:
             raise RuntimeError(f"{label}: models were scored on different splits: {sorted(ids)}")
@@ -283,7 +283,7 @@ def compare_table(result: CompareResult, label: str) -> Table:
                             f"{inputs_label(result.exog_future)}", split,
                             [("rank", {"justify": "right"}), ("model", {})])
     for s in summary:
-        cells = [T.cell(s, split, m) for m in POINT_METRICS]
+        cells = [T.cell(s, split, m) for m in POINT_METRICS] + [T.ensemble_cell(s, split)]
         if split != "val":
             cells.append(T.cell(s, "val", "WAPE"))
         style = "bold" if s["row"] == SF else None

@@ -72,8 +72,11 @@ def run_job(job: Job, shared: dict[str, Prepared] | None = None) -> dict:
     else:
         res = engine.train_seed(job.cfg, data, job.seed, model=job.model, hparams=dict(job.params) or None,
                                 perturb=perturb)
+    # The forecasts travel back (float32, a few hundred kB on VISUELLE) so the study can score each row's seed
+    # ensemble, the forecast `sf predict` gives; the summary keeps only that score.
     return {"row": job.row, "data": job.data, "model": job.model, "seed": job.seed, "split_id": data.split_id,
-            "best_epoch": res.best_epoch, "epochs_run": res.epochs_run, **res.metrics, "seconds": res.seconds}
+            "best_epoch": res.best_epoch, "epochs_run": res.epochs_run, **res.metrics, "seconds": res.seconds,
+            "forecasts": {k: np.asarray(v, np.float32) for k, v in res.forecasts.items()}, "quantiles": res.quantiles}
 
 
 def _run_in_worker(job: Job) -> dict:

@@ -7,12 +7,14 @@ import polars as pl
 from rich.table import Table
 
 from sf.data.atomic import atomic_write_text
-from sf.forecast.metrics import POINT_METRICS, format_metric, metric_label, seed_summary
+from sf.forecast.metrics import POINT_METRICS, compute_metrics, format_metric, metric_label, seed_summary
 from sf.forecast.splits import EVAL_SPLITS
 
 
-def summarise(results: list[dict], rows: list[str], data: str | None = None) -> list[dict]:
-    """Per row (in the given order): per split, mean and std over seeds of every metric, plus the per-seed values."""
+def summarise(results: list[dict], rows: list[str], data: str | None = None, shared: dict | None = None) -> list[dict]:
+    """Per row (in the given order): per split, mean and std over seeds of every metric, plus the per-seed values,
+    and with `shared` (data label -> engine.Prepared) the metrics of the seeds' mean forecast ("ensemble":
+    what `sf train` + `sf predict` deliver) when the results carry their forecasts."""
     out = []
     for row in rows:
         mine = [r for r in results if r["row"] == row and (data is None or r["data"] == data)]
@@ -26,9 +28,19 @@ def summarise(results: list[dict], rows: list[str], data: str | None = None) -> 
         for name in EVAL_SPLITS:
             scores = [r[name] for r in mine if name in r]
             if scores:
-                entry[name] = seed_summary(scores)
+                entry[name] = seed_summary(scores, **_ensemble(mine, name, shared))
         out.append(entry)
     return out
+
+
+def _ensemble(mine: list[dict], split: str, shared: dict | None) -> dict:
+    """{"ensemble": metrics of the mean forecast over `mine`'s seeds on `split`}, or {} without forecasts."""
+    if shared is None or not all(split in r.get("forecasts", {}) for r in mine):
+        return {}
+    part = shared[mine[0]["data"]].parts[split]
+    mean = np.mean([r["forecasts"][split] for r in mine], axis=0)
+    q = tuple(mine[0].get("quantiles") or ())
+    return {"ensemble": compute_metrics(part.y, mean, part.y_mask, shared[mine[0]["data"]].hit_threshold, q or None)}
 
 
 def report_split(summary: list[dict]) -> str:
@@ -48,6 +60,7 @@ def table_frame(summary: list[dict], extra: dict[str, list] | None = None) -> pl
             for m in POINT_METRICS:
                 line[f"{m}_mean"] = s[name]["mean"].get(m)
                 line[f"{m}_std"] = s[name]["std"].get(m)
+            line["WAPE_ensemble"] = s[name].get("ensemble", {}).get("WAPE")
             line["seconds_per_run"] = s["seconds"]
             lines.append(line)
     return pl.DataFrame(lines, infer_schema_length=None)
@@ -65,10 +78,17 @@ def study_table(title: str, split: str, lead: list[tuple[str, dict]]) -> Table:
         table.add_column(name, **options)
     for m in POINT_METRICS:
         table.add_column(metric_label(m), justify="right")
+    table.add_column("WAPE of the seed ensemble", justify="right")
     if split != "val":
         table.add_column("val WAPE", justify="right", style="dim")
     table.add_column("s/run", justify="right", style="dim")
     return table
+
+
+def ensemble_cell(summary_row: dict, split: str) -> str:
+    """The WAPE of the row's mean forecast over its seeds on `split`; '–' where it has none."""
+    v = summary_row.get(split, {}).get("ensemble", {}).get("WAPE")
+    return "–" if v is None else format_metric("WAPE", v, None)
 
 
 def cell(summary_row: dict, split: str, metric: str) -> str:

@@ -1,0 +1,124 @@
+"""Tuning-log rows 24–26: extra popularity signals tried for sf and not kept (none beat the defaults on validation).
+
+    nice -n 10 python bench/experiments/extra_signals.py --signal knn --variants default --seeds 5 \
+        --features /work/cache/visuelle_efficientnet_lite0.h5 --data /work/cache/data/visuelle
+
+Appends columns to what `sf.forecast.popularity.popularity_features` computes (the model's popularity input),
+then runs bench/tuning.py with the remaining arguments. Every signal is known at the product's release: it
+reads only reference products whose sales over the horizon were in by then (`known_day <= release`).
+
+    knn        "similar products": among those reference products, the 20 nearest by the cosine of the pooled
+               description embedding (all of them, and those sold during the last year): their mean level,
+               mean similarity and log(1 + count)
+    knn_shape  knn + the 20 nearest products' mean weekly share of their horizon's units (the curve's shape)
+    seasonal   per attribute: mean level and log(1 + count) of the products with the same value released
+               within 42 days of the same day a year before (each attribute's season a year ago)
+
+Kept out of sf: they are patches for an experiment, not a feature (docs/tuning-log.md, fourth round).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+from sf.forecast import fit as F  # noqa: E402
+from sf.forecast import popularity as P  # noqa: E402
+
+K = 20
+WINDOW = 42
+_plain_reference = P.PopularityReference.from_inputs.__func__
+_plain_features = P.popularity_features
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-6)
+
+
+def _reference_with_embeddings(cls, inp, y_scale):
+    ref = _plain_reference(cls, inp, y_scale)
+    obs = inp.y_mask.sum(1)
+    mean_units = np.where(obs > 0, (inp.y * inp.y_mask).sum(1) / np.maximum(obs, 1), np.nan)
+    keep = ~np.isnat(inp.release) & np.isfinite(np.log1p(mean_units / y_scale))  # the rows from_inputs keeps
+    units = np.where(inp.y_mask[keep], inp.y[keep], 0.0)
+    object.__setattr__(ref, "emb", _unit_rows(inp.text_pooled)[keep])
+    object.__setattr__(ref, "shape", (units / np.maximum(units.sum(1, keepdims=True), 1e-6)).astype(np.float32))
+    return ref
+
+
+def _days(inp) -> np.ndarray:
+    known = ~np.isnat(inp.release)
+    return np.where(known, P._days(np.where(known, inp.release, np.datetime64("1970-01-01"))), 0)
+
+
+def knn_columns(inp, ref, shape: bool, chunk: int = 512) -> np.ndarray:
+    emb, days, cols_all = _unit_rows(inp.text_pooled), _days(inp), []
+    for lo in range(0, len(inp), chunk):
+        rows = slice(lo, min(lo + chunk, len(inp)))
+        sim = emb[rows] @ ref.emb.T
+        sold = days[rows, None] >= ref.known_day[None, :]
+        cols = []
+        for window in (None, P.YEAR):
+            ok = sold if window is None else sold & (days[rows, None] - ref.known_day[None, :] < window)
+            s = np.where(ok, sim, -np.inf)
+            k = min(K, s.shape[1])
+            idx = np.argpartition(-s, k - 1, axis=1)[:, :k]
+            top = np.take_along_axis(s, idx, 1)
+            valid = np.isfinite(top)
+            n = np.maximum(valid.sum(1), 1)
+            cols += [np.where(valid.any(1), np.where(valid, ref.level[idx], 0).sum(1) / n, ref.overall),
+                     np.where(valid, top, 0).sum(1) / n, np.log1p(valid.sum(1))]
+            if shape and window is None:
+                cols += list((np.where(valid[..., None], ref.shape[idx], 0).sum(1) / n[:, None] * ref.shape.shape[1]).T)
+        cols_all.append(np.stack(cols, 1))
+    return np.concatenate(cols_all).astype(np.float32)
+
+
+def seasonal_columns(inp, ref, chunk: int = 512) -> np.ndarray:
+    n, a = len(inp), inp.attributes.shape[1]
+    out = np.zeros((n, 2 * a), np.float32)
+    out[:, 0::2] = ref.overall
+    known, days = ~np.isnat(inp.release), _days(inp)
+    for lo in range(0, n, chunk):
+        rows = np.arange(lo, min(lo + chunk, n))
+        rows = rows[known[rows]]
+        if not len(rows):
+            continue
+        age = days[rows, None] - ref.release_day[None, :]
+        near = (days[rows, None] >= ref.known_day[None, :]) & (np.abs(age - P.YEAR) <= WINDOW)
+        for j in range(a):
+            codes = inp.attributes[rows, j]
+            same = near & (ref.attributes[None, :, j] == codes[:, None]) & (codes[:, None] > 0)
+            out[rows, 2 * j], out[rows, 2 * j + 1] = P._mean(same, ref), np.log1p(same.sum(1))
+    return out
+
+
+def main() -> None:
+    if "--signal" not in sys.argv:
+        sys.exit("--signal knn|knn_shape|seasonal is required (then bench/tuning.py's arguments)")
+    at = sys.argv.index("--signal")
+    signal = sys.argv[at + 1]
+    del sys.argv[at : at + 2]
+    if signal not in ("knn", "knn_shape", "seasonal"):
+        sys.exit(f"--signal {signal!r}: knn, knn_shape or seasonal")
+
+    def features(inp, ref, chunk=512):
+        extra = seasonal_columns(inp, ref) if signal == "seasonal" else knn_columns(inp, ref, signal == "knn_shape")
+        return np.concatenate([_plain_features(inp, ref, chunk), extra], 1)
+
+    if signal != "seasonal":
+        P.PopularityReference.from_inputs = classmethod(_reference_with_embeddings)
+    P.popularity_features = F.popularity_features = features
+    import tuning
+
+    tuning.main()
+
+
+if __name__ == "__main__":
+    main()
