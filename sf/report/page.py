@@ -64,11 +64,15 @@ def _study_table(rows: list[dict], title: str, split: str, own: set[str], extra_
         return ""
     splits = [s for s in ("val", "test") if any(isinstance(r.get(s), dict) for r in rows)]
     keys = ("WAPE", "MAE", "AUC")
-    head = "".join(f"<th>{s} {k}</th>" for s in splits for k in keys)
+    ensembles = [s for s in splits if any("ensemble" in (r.get(s) or {}) for r in rows)]  # studies since 2026-11-30
+    head = "".join(f"<th>{s} {k}</th>" for s in splits for k in keys) + "".join(
+        f"<th>{s} WAPE, seed ensemble</th>" for s in ensembles)
     body = []
     for r in rows:
         cells = "".join(f"<td class='num'>{_metric((r.get(s) or {}).get('mean', {}), (r.get(s) or {}).get('std'), k)}</td>"
                         for s in splits for k in keys)
+        cells += "".join(f"<td class='num'>{_metric((r.get(s) or {}).get('ensemble') or {}, None, 'WAPE')}</td>"
+                         for s in ensembles)
         extra = f"<td class='num'>{r.get(extra_col, '')}</td>" if extra_col else ""
         cls = " class='own'" if r["row"] in own else ""
         body.append(f"<tr{cls}><td>{escape(str(r['row']))}</td>{extra}{cells}</tr>")
