@@ -33,9 +33,11 @@ def _metric_rows(cols: list[tuple[dict, dict | None]]) -> list[list[str]]:
 
 def _study_table(summary: list[dict], split: str, label: str = "row") -> str:
     """The ablation's or the comparison's rows as markdown: WAPE, MAE, R², AUC on `split`."""
-    rows = [[s["row"]] + [T.cell(s, split, k) for k in ("WAPE", "MAE", "R2", "AUC")] + [T.ensemble_cell(s, split)]
-            for s in summary if s.get(split)]
-    return _md_table([label, f"WAPE ({split}, pooled)", "MAE", "R²", "AUC", "WAPE, seed ensemble"], rows)
+    ensemble = T.shows_ensemble(summary)
+    rows = [[s["row"]] + [T.cell(s, split, k) for k in ("WAPE", "MAE", "R2", "AUC")]
+            + ([T.ensemble_cell(s, split)] if ensemble else []) for s in summary if s.get(split)]
+    return _md_table([label, f"WAPE ({split}, pooled)", "MAE", "R²", "AUC"] + (["WAPE, seed ensemble"] if ensemble else []),
+                     rows)
 
 
 @dataclass

@@ -141,3 +141,22 @@ def test_each_row_reports_its_seed_ensemble(sanity):
     csv = pl.read_csv(result.out / "compare.csv")
     assert csv.filter((pl.col("row") == "sf") & (pl.col("split") == "test"))["WAPE_ensemble"][0] == pytest.approx(
         rows["sf"]["test"]["ensemble"]["WAPE"])
+
+
+def test_tables_and_reports_show_the_seed_ensemble_only_with_several_seeds(sanity):
+    """The CLI table, the HTML report and the demo's REPORT.md add the ensemble column when rows have several
+    seeds; with one seed a row it would only repeat the row's own score, so it is left out."""
+    from sf.demo_report import _study_table as markdown_table
+    from sf.report.page import _study_table as html_table
+    from sf.studies.compare import compare_table
+
+    result, _, _ = sanity
+    label, rows = next(iter(result.tables.items()))
+    value = f"{next(r for r in rows if r['row'] == 'sf')['test']['ensemble']['WAPE']:.1f}"
+    assert "WAPE of the seed ensemble" in [c.header for c in compare_table(result, label).columns]
+    assert "test WAPE, seed ensemble</th>" in html_table(rows, "model", "test", {"sf"}) and value in html_table(
+        rows, "model", "test", {"sf"})
+    assert "| WAPE, seed ensemble |" in markdown_table(rows, "test")
+    single = [{**r, "seeds": r["seeds"][:1]} for r in rows]
+    assert "seed ensemble" not in html_table(single, "model", "test", {"sf"})
+    assert "seed ensemble" not in markdown_table(single, "test")

@@ -64,7 +64,9 @@ def _study_table(rows: list[dict], title: str, split: str, own: set[str], extra_
         return ""
     splits = [s for s in ("val", "test") if any(isinstance(r.get(s), dict) for r in rows)]
     keys = ("WAPE", "MAE", "AUC")
-    ensembles = [s for s in splits if any("ensemble" in (r.get(s) or {}) for r in rows)]  # studies since 2026-11-30
+    # The seeds' mean forecast, from studies since 2026-11-30; with one seed a row it is the row's own score.
+    several = any(len(r.get("seeds") or ()) > 1 for r in rows)
+    ensembles = [s for s in splits if several and any("ensemble" in (r.get(s) or {}) for r in rows)]
     head = "".join(f"<th>{s} {k}</th>" for s in splits for k in keys) + "".join(
         f"<th>{s} WAPE, seed ensemble</th>" for s in ensembles)
     body = []

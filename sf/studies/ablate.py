@@ -237,14 +237,14 @@ def ablation_table(result: AblationResult) -> Table:
     n = max(len(s["seeds"]) for s in result.summary)
     table = T.study_table(f"Ablation — {split} metrics in units, mean ± std over {n} seed(s); "
                             f"{result.split['kind']} split (same for every row); {inputs_label(result.exog_future)}",
-                            split, [("row", {})])
+                            split, [("row", {})], ensemble := T.shows_ensemble(result.summary))
     group = None
     for s in result.summary:
         if group is not None and s["group"] != group:
             table.add_section()
         group = s["group"]
         label = s["row"] + (" ★" if best is not None and s is best else "")
-        cells = [T.cell(s, split, m) for m in POINT_METRICS] + [T.ensemble_cell(s, split)]
+        cells = [T.cell(s, split, m) for m in POINT_METRICS] + ([T.ensemble_cell(s, split)] if ensemble else [])
         if split != "val":
             cells.append(T.cell(s, "val", "WAPE"))
         table.add_row(label, *cells, f"{s['seconds']:.1f}", style="dim" if group == "reference" else None)

@@ -281,9 +281,9 @@ def compare_table(result: CompareResult, label: str) -> Table:
     table = T.study_table(f"{label}: {split} metrics in units — neural models mean ± std over {n} seed(s), "
                             f"baselines deterministic; {sp['kind']} split (same for every row); "
                             f"{inputs_label(result.exog_future)}", split,
-                            [("rank", {"justify": "right"}), ("model", {})])
+                            [("rank", {"justify": "right"}), ("model", {})], ensemble := T.shows_ensemble(summary))
     for s in summary:
-        cells = [T.cell(s, split, m) for m in POINT_METRICS] + [T.ensemble_cell(s, split)]
+        cells = [T.cell(s, split, m) for m in POINT_METRICS] + ([T.ensemble_cell(s, split)] if ensemble else [])
         if split != "val":
             cells.append(T.cell(s, "val", "WAPE"))
         style = "bold" if s["row"] == SF else None

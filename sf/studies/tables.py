@@ -70,15 +70,23 @@ def write_csv(df: pl.DataFrame, path) -> None:
     atomic_write_text(path, df.write_csv())
 
 
-def study_table(title: str, split: str, lead: list[tuple[str, dict]]) -> Table:
-    """The ablation's and the comparison's table: `lead` columns, every metric on `split`, then validation
-    WAPE (where the table reports test) and seconds per run. Rows follow `cell()`'s formatting."""
+def shows_ensemble(summary: list[dict]) -> bool:
+    """Whether a table shows the seed-ensemble column: only when some row has several seeds (with one, a row's
+    ensemble is its own score)."""
+    return any(len(s.get("seeds") or ()) > 1 for s in summary)
+
+
+def study_table(title: str, split: str, lead: list[tuple[str, dict]], ensemble: bool = True) -> Table:
+    """The ablation's and the comparison's table: `lead` columns, every metric on `split`, the seed ensemble's
+    WAPE (with `ensemble`), then validation WAPE (where the table reports test) and seconds per run. Rows follow
+    `cell()`'s formatting."""
     table = Table(title=title)
     for name, options in lead:
         table.add_column(name, **options)
     for m in POINT_METRICS:
         table.add_column(metric_label(m), justify="right")
-    table.add_column("WAPE of the seed ensemble", justify="right")
+    if ensemble:
+        table.add_column("WAPE of the seed ensemble", justify="right")
     if split != "val":
         table.add_column("val WAPE", justify="right", style="dim")
     table.add_column("s/run", justify="right", style="dim")
