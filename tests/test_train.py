@@ -225,9 +225,10 @@ def test_each_epochs_validation_wape_is_the_one_predict_gives(fake):
     """The history's val_wape (what `sf tune` prunes on) of the kept epoch is the pooled WAPE of `predict`."""
     *_, parts = fake
     tr, va = parts["train"], parts["val"]
-    for target in ("log", "scaled"):
-        fitted = fit("sf", tr, va, replace(FAST, hidden=8, target=target), seed=1)
-        wape = compute_metrics(va.y, predict(fitted, va), va.y_mask, 1.0)["WAPE"]
+    # the last: a point quantile that is not the middle one (0.5 of four)
+    for over in ({"target": "log"}, {"target": "scaled"}, {"loss": "quantile", "quantiles": (0.1, 0.5, 0.9, 0.95)}):
+        fitted = fit("sf", tr, va, replace(FAST, hidden=8, **over), seed=1)
+        wape = compute_metrics(va.y, predict(fitted, va), va.y_mask, 1.0, over.get("quantiles"))["WAPE"]
         assert fitted.history[fitted.best_epoch - 1]["val_wape"] == pytest.approx(wape, rel=1e-4)
         assert all(np.isfinite(h["val_wape"]) for h in fitted.history)
 

@@ -26,6 +26,7 @@ from sf.forecast.batching import TensorInputs, decode_target
 from sf.forecast.config import TrainConfig
 from sf.forecast.inputs import Inputs, concat
 from sf.forecast.losses import Objective
+from sf.forecast.metrics import point_index
 from sf.forecast.models import Dims, create_model, model_entry
 from sf.forecast.popularity import PopularityReference, popularity_features
 
@@ -226,7 +227,7 @@ def evaluate(model: nn.Module, data: TensorInputs, objective: Objective, observe
         total += float(objective.loss_sum(raw, b["y"], b["loss_mask"]))
         cells += int(b["loss_mask"].sum())
         out = objective.outputs(raw)
-        point = decode_target(out[..., out.shape[-1] // 2], y_scale, target).clamp(min=0)
+        point = decode_target(out[..., point_index(objective.quantiles)], y_scale, target).clamp(min=0)
         actual, m = decode_target(b["y"], y_scale, target), b["loss_mask"].to(raw.dtype)
         error += float(((point - actual).abs() * m).sum())
         units += float((actual * m).sum())

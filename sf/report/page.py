@@ -15,6 +15,7 @@ import numpy as np
 
 from sf.report import svg
 from sf.report.collect import ProductView, Report
+from sf.studies.tables import shows_ensemble
 
 METRICS = ("WAPE", "MAE", "RMSE", "R2", "AUC", "Accuracy", "pinball", "coverage")
 LOWER_IS_BETTER = {"WAPE", "MAE", "RMSE", "pinball"}
@@ -64,9 +65,8 @@ def _study_table(rows: list[dict], title: str, split: str, own: set[str], extra_
         return ""
     splits = [s for s in ("val", "test") if any(isinstance(r.get(s), dict) for r in rows)]
     keys = ("WAPE", "MAE", "AUC")
-    # The seeds' mean forecast, from studies since 2026-11-30; with one seed a row it is the row's own score.
-    several = any(len(r.get("seeds") or ()) > 1 for r in rows)
-    ensembles = [s for s in splits if several and any("ensemble" in (r.get(s) or {}) for r in rows)]
+    # The seeds' mean forecast, from studies since 2026-11-30.
+    ensembles = [s for s in splits if shows_ensemble(rows) and any("ensemble" in (r.get(s) or {}) for r in rows)]
     head = "".join(f"<th>{s} {k}</th>" for s in splits for k in keys) + "".join(
         f"<th>{s} WAPE, seed ensemble</th>" for s in ensembles)
     body = []

@@ -37,10 +37,11 @@ def _ensemble(mine: list[dict], split: str, shared: dict | None) -> dict:
     """{"ensemble": metrics of the mean forecast over `mine`'s seeds on `split`}, or {} without forecasts."""
     if shared is None or not all(split in r.get("forecasts", {}) for r in mine):
         return {}
-    part = shared[mine[0]["data"]].parts[split]
+    prepared = shared[mine[0]["data"]]
+    part = prepared.parts[split]
     mean = np.mean([r["forecasts"][split] for r in mine], axis=0)
     q = tuple(mine[0].get("quantiles") or ())
-    return {"ensemble": compute_metrics(part.y, mean, part.y_mask, shared[mine[0]["data"]].hit_threshold, q or None)}
+    return {"ensemble": compute_metrics(part.y, mean, part.y_mask, prepared.hit_threshold, q or None)}
 
 
 def report_split(summary: list[dict]) -> str:
