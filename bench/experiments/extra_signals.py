@@ -1,4 +1,4 @@
-"""Tuning-log rows 24–26: extra popularity signals tried for sf and not kept (none beat the defaults on validation).
+"""Tuning-log rows 24–26 and 43: extra popularity signals tried for sf and not kept (none beat the defaults on validation).
 
     nice -n 10 python bench/experiments/extra_signals.py --signal knn --variants default --seeds 5 \
         --features /work/cache/visuelle_efficientnet_lite0.h5 --data /work/cache/data/visuelle
@@ -13,8 +13,11 @@ reads only reference products whose sales over the horizon were in by then (`kno
     knn_shape  knn + the 20 nearest products' mean weekly share of their horizon's units (the curve's shape)
     seasonal   per attribute: mean level and log(1 + count) of the products with the same value released
                within 42 days of the same day a year before (each attribute's season a year ago)
+    launch     the launch the product is part of: log(1 + number of products of the dataset released the same
+               day), and per attribute log(1 + those with the product's value). The retailer's own launch plan
+               for that day, known on it; no sales are read
 
-Kept out of sf: they are patches for an experiment, not a feature (docs/tuning-log.md, fourth round).
+Kept out of sf: they are patches for an experiment, not a feature (docs/tuning-log.md, fourth and fifth rounds).
 """
 
 from __future__ import annotations
@@ -99,20 +102,48 @@ def seasonal_columns(inp, ref, chunk: int = 512) -> np.ndarray:
     return out
 
 
+_LAUNCH: dict = {}
+
+
+def launch_columns(inp) -> np.ndarray:
+    """Counts over every product of the dataset (--data), so a product's launch is the same in any split."""
+    if not _LAUNCH:
+        import polars as pl
+
+        data = Path(sys.argv[sys.argv.index("--data") + 1])
+        products = pl.read_csv(data / "products.csv", infer_schema_length=0)
+        _LAUNCH["day"] = products["release_date"].to_list()
+    from collections import Counter
+
+    days = np.asarray(_days(inp))
+    all_days = np.asarray(P._days(np.asarray(_LAUNCH["day"], dtype="datetime64[D]")))
+    per_day = Counter(all_days.tolist())
+    cols = [np.log1p([per_day.get(int(d), 0) for d in days])]
+    # Per attribute, counted among the rows given: a time split keeps each release day in one split.
+    for j in range(inp.attributes.shape[1]):
+        key = list(zip(days.tolist(), inp.attributes[:, j].tolist()))
+        c = Counter(key)
+        cols.append(np.log1p([c[k] if k[1] > 0 else 0 for k in key]))
+    known = ~np.isnat(inp.release)
+    return np.where(known[:, None], np.stack(cols, 1), 0.0).astype(np.float32)
+
+
 def main() -> None:
     if "--signal" not in sys.argv:
-        sys.exit("--signal knn|knn_shape|seasonal is required (then bench/tuning.py's arguments)")
+        sys.exit("--signal knn|knn_shape|seasonal|launch is required (then bench/tuning.py's arguments)")
     at = sys.argv.index("--signal")
     signal = sys.argv[at + 1]
     del sys.argv[at : at + 2]
-    if signal not in ("knn", "knn_shape", "seasonal"):
-        sys.exit(f"--signal {signal!r}: knn, knn_shape or seasonal")
+    if signal not in ("knn", "knn_shape", "seasonal", "launch"):
+        sys.exit(f"--signal {signal!r}: knn, knn_shape, seasonal or launch")
 
     def features(inp, ref, chunk=512):
+        if signal == "launch":
+            return np.concatenate([_plain_features(inp, ref, chunk), launch_columns(inp)], 1)
         extra = seasonal_columns(inp, ref) if signal == "seasonal" else knn_columns(inp, ref, signal == "knn_shape")
         return np.concatenate([_plain_features(inp, ref, chunk), extra], 1)
 
-    if signal != "seasonal":
+    if signal in ("knn", "knn_shape"):
         P.PopularityReference.from_inputs = classmethod(_reference_with_embeddings)
     P.popularity_features = F.popularity_features = features
     import tuning
