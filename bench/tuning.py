@@ -27,7 +27,7 @@ from sf.cache.reader import load_features  # noqa: E402
 from sf.data.contract import load_dataset  # noqa: E402
 from sf.forecast import engine  # noqa: E402
 from sf.forecast.config import TrainConfig  # noqa: E402
-from sf.forecast.metrics import compute_metrics  # noqa: E402
+from sf.forecast.metrics import compute_metrics, point_forecast  # noqa: E402
 
 # name -> TrainConfig overrides (model, loss, target, hparams, ...): what each tuning-log row changed.
 VARIANTS: dict[str, dict] = {
@@ -113,7 +113,7 @@ def main() -> None:
             wape = [r.metrics[split]["WAPE"] for r in seeds]
             ensemble = np.mean([r.forecasts[split] for r in seeds], axis=0)
             ens = compute_metrics(p.y, ensemble, p.y_mask, prepared.hit_threshold, seeds[0].quantiles or None)["WAPE"]
-            point = ensemble[..., ensemble.shape[-1] // 2] if ensemble.ndim == 3 else ensemble
+            point = point_forecast(ensemble, seeds[0].quantiles or ())
             bias = float((point * p.y_mask).sum() / max((p.y * p.y_mask).sum(), 1e-9))
             row[split] = {"mean": float(np.mean(wape)), "std": float(np.std(wape, ddof=1)) if len(wape) > 1 else 0.0,
                           "per_seed": wape, "ensemble": ens, "bias": bias}
