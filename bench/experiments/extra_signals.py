@@ -107,18 +107,16 @@ _LAUNCH: dict = {}
 
 def launch_columns(inp) -> np.ndarray:
     """Counts over every product of the dataset (--data), so a product's launch is the same in any split."""
-    if not _LAUNCH:
+    from collections import Counter
+
+    if not _LAUNCH:  # read and counted once: every fit calls this for its train and validation products
         import polars as pl
 
         data = Path(sys.argv[sys.argv.index("--data") + 1])
         products = pl.read_csv(data / "products.csv", infer_schema_length=0)
-        _LAUNCH["day"] = products["release_date"].to_list()
-    from collections import Counter
-
-    days = np.asarray(_days(inp))
-    all_days = np.asarray(P._days(np.asarray(_LAUNCH["day"], dtype="datetime64[D]")))
-    per_day = Counter(all_days.tolist())
-    cols = [np.log1p([per_day.get(int(d), 0) for d in days])]
+        _LAUNCH["per_day"] = Counter(P._days(products["release_date"].to_numpy().astype("datetime64[D]")).tolist())
+    days = _days(inp)
+    cols = [np.log1p([_LAUNCH["per_day"][int(d)] for d in days])]
     # Per attribute, counted among the rows given: a time split keeps each release day in one split.
     for j in range(inp.attributes.shape[1]):
         key = list(zip(days.tolist(), inp.attributes[:, j].tolist()))

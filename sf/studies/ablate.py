@@ -28,7 +28,6 @@ from sf.data.contract import load_dataset
 from sf.errors import SfError
 from sf.forecast import engine
 from sf.forecast.config import PRESETS, TrainConfig, inputs_label
-from sf.forecast.metrics import POINT_METRICS
 from sf.plain import plain
 from sf.studies import pool
 from sf.studies import tables as T
@@ -244,9 +243,7 @@ def ablation_table(result: AblationResult) -> Table:
             table.add_section()
         group = s["group"]
         label = s["row"] + (" ★" if best is not None and s is best else "")
-        cells = [T.cell(s, split, m) for m in POINT_METRICS] + ([T.ensemble_cell(s, split)] if ensemble else [])
-        if split != "val":
-            cells.append(T.cell(s, "val", "WAPE"))
+        cells = T.study_cells(s, split, ensemble)
         table.add_row(label, *cells, f"{s['seconds']:.1f}", style="dim" if group == "reference" else None)
     sp = result.split
     table.caption = (f"★ best validation WAPE (chosen on validation only). concat = attention removed. "

@@ -34,7 +34,6 @@ from sf.data.contract import load_dataset
 from sf.errors import SfError
 from sf.forecast import engine
 from sf.forecast.config import TrainConfig, inputs_label
-from sf.forecast.metrics import POINT_METRICS
 from sf.plain import plain
 from sf.studies import pool
 from sf.studies import tables as T
@@ -283,9 +282,7 @@ def compare_table(result: CompareResult, label: str) -> Table:
                             f"{inputs_label(result.exog_future)}", split,
                             [("rank", {"justify": "right"}), ("model", {})], ensemble := T.shows_ensemble(summary))
     for s in summary:
-        cells = [T.cell(s, split, m) for m in POINT_METRICS] + ([T.ensemble_cell(s, split)] if ensemble else [])
-        if split != "val":
-            cells.append(T.cell(s, "val", "WAPE"))
+        cells = T.study_cells(s, split, ensemble)
         style = "bold" if s["row"] == SF else None
         table.add_row(str(s["rank"]), s["row"], *cells, f"{s['seconds']:.1f}", style=style)
     table.caption = (f"train {sp['train']['products']}, val {sp['val']['products']}, test {sp['test']['products']} "

@@ -94,6 +94,17 @@ def study_table(title: str, split: str, lead: list[tuple[str, dict]], ensemble: 
     return table
 
 
+def study_cells(summary_row: dict, split: str, ensemble: bool) -> list[str]:
+    """A row's cells under `study_table`'s metric columns: every metric on `split`, the seed ensemble's WAPE
+    (with `ensemble`), then validation WAPE where the table reports test."""
+    cells = [cell(summary_row, split, m) for m in POINT_METRICS]
+    if ensemble:
+        cells.append(ensemble_cell(summary_row, split))
+    if split != "val":
+        cells.append(cell(summary_row, "val", "WAPE"))
+    return cells
+
+
 def ensemble_cell(summary_row: dict, split: str) -> str:
     """The WAPE of the row's mean forecast over its seeds on `split`; '–' where it has none."""
     v = summary_row.get(split, {}).get("ensemble", {}).get("WAPE")
