@@ -1,7 +1,8 @@
 """Where stage 1's time goes: the extract pipeline cut after each stage, on the same images and device.
 
     read      the DataLoader workers alone (on the device path: file bytes; with Pillow: decoded pixels)
-    decode    + the device decode and letterbox (nvJPEG; Pillow's pixels are only copied to the device)
+    inline    + the device decode and letterbox in the main process (nvJPEG; device path only)
+    decode    + the same decode as the job runs it (on CUDA one batch ahead on a thread, sf.extract.prefetch)
     forward   + the backbone forward passes and their device-to-host copies (sf's ImageQueue), no store
     run       the whole `sf extract` job into a temporary store (writer thread, parts, finalize)
     bare      the backbone alone on tensors already on the device (bench/extract.py's reference)
@@ -53,12 +54,23 @@ def timed(batches, ext: job.Extractor, n: int) -> dict:
             "steady_img_s": round(steady, 1)}
 
 
+def same_batches(ext: job.Extractor, sources: list, workers: int, batches: int = 8) -> bool:
+    """The first batches decoded inline and ahead on the thread (its own CUDA stream) hold the same pixels."""
+    n = min(len(sources), batches * ext.cfg.batch_size)
+    pairs = zip(job.decoded_batches(ext, sources[:n], workers, ahead=False), job.decoded_batches(ext, sources[:n], workers, ahead=True))
+    return all(a["ok"] == b["ok"] and (a["images"] is None and b["images"] is None or torch.equal(a["images"], b["images"]))
+               for a, b in pairs)
+
+
 def stages(ext: job.Extractor, rows: I.Sources, cfg: job.ExtractConfig, workdir: Path) -> dict:
     items, n = rows.items, len(rows.items)
     sources = [it.image for it in items]
     workers = job._workers(cfg, ext.device, n)
     out = {"workers": workers}
     out["read"] = timed((len(b["idx"]) for b in job.decode_loader(ext, sources, workers)), ext, n)
+    if ext.decoder == "torchvision":
+        out["inline"] = timed((len(b["idx"]) for b in job.decoded_batches(ext, sources, workers, ahead=False)), ext, n)
+        out["ahead_identical"] = same_batches(ext, sources, workers)
     out["decode"] = timed((len(b["idx"]) for b in job.decoded_batches(ext, sources, workers)), ext, n)
     hashes, index = [""] * n, list(range(n))
     queue = job.ImageQueue(ext)
@@ -107,12 +119,16 @@ def main(argv=None) -> None:
                         f"{result['workers']} workers, {result['gpu'] or result['device']})")
     for col in ("stage", "seconds", "img/s", "first batch s", "steady img/s", "x bare"):
         table.add_column(col, justify="left" if col == "stage" else "right")
-    for name in ("read", "decode", "forward", "run"):
+    for name in ("read", "inline", "decode", "forward", "run"):
+        if name not in result:
+            continue
         r = result[name]
         table.add_row(name, f"{r['seconds']:.2f}", f"{r['img_s']:.0f}", f"{r.get('first_batch_s', float('nan')):.2f}",
                       f"{r.get('steady_img_s', float('nan')):.0f}", f"{r['img_s'] / bare:.2f}")
     table.add_row("bare", "", f"{bare:.0f}", "", "", "1.00")
     Console().print(table)
+    if "ahead_identical" in result:
+        print(f"decoded ahead on a thread == inline: {result['ahead_identical']}")
     write_json(a.json, result)
 
 

@@ -169,3 +169,47 @@ def test_store_records_the_decoder_and_features_stay_close(tmp_path):
     cos = (x[ok] * y[ok]).sum(1) / np.linalg.norm(x[ok], axis=1) / np.linalg.norm(y[ok], axis=1)
     assert cos.min() > 0.98, cos
     assert np.array_equal(x[list(a.keys).index("p")], y[list(b.keys).index("p")])  # same decoder, same bits
+
+
+def test_decode_ahead_on_a_thread_gives_the_same_batches_in_order(tmp_path):
+    """The CUDA path decodes one batch ahead on a thread (sf.extract.prefetch); on CPU the same code runs
+    when asked, and must hand the forward queue exactly what the inline decode does."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(11):
+        (folder / f"j{i:02d}.jpg").write_bytes(jpeg_bytes(photo(i, 40 + 4 * i, 48)))
+    (folder / "cut.jpg").write_bytes(jpeg_bytes(photo(20))[:100])
+    sources = [it.image for it in I.from_images_dir(folder).items] + [None]
+    ext = job.build_extractor(tiny_config(decoder="torchvision", batch_size=4, image_size=32), with_text=False)
+    inline = list(job.decoded_batches(ext, sources, workers=0, ahead=False))
+    threaded = list(job.decoded_batches(ext, sources, workers=1, ahead=True))
+    assert len(inline) == len(threaded) == 4
+    for a, b in zip(inline, threaded):
+        assert a["idx"] == b["idx"] and a["ok"] == b["ok"] and a["status"] == b["status"]
+        assert a["decoder"] == b["decoder"] and a["reason"] == b["reason"]
+        assert (a["images"] is None and b["images"] is None) or torch.equal(a["images"], b["images"])
+    assert threaded[-1]["images"] is None  # the last batch: one product without an image
+    assert "unreadable" in [s for b in threaded for s in b["status"]]
+
+
+def test_decode_ahead_raises_the_threads_error_in_order_and_stops_early():
+    from sf.extract import prefetch
+
+    def work(b):
+        if b == 3:
+            raise ValueError("batch 3 is bad")
+        return {"b": b, "images": None}
+
+    got = []
+    with pytest.raises(ValueError, match="batch 3 is bad"):
+        for item in prefetch.ahead(range(6), work, CPU):
+            got.append(item["b"])
+    assert got == [0, 1, 2]
+    # A consumer that stops after one batch of an endless source returns: the thread is told to stop.
+    import itertools
+    import threading
+
+    stream = prefetch.ahead(itertools.count(), lambda b: {"b": b, "images": None}, CPU)
+    assert next(stream)["b"] == 0
+    stream.close()
+    assert not any(t.name == "sf-decode-ahead" and t.is_alive() for t in threading.enumerate())

@@ -33,7 +33,7 @@ from sf.cache.writer import COMPRESSIONS, BackgroundParts, RowBlock, StoreFiles,
 from sf.checks import non_finite
 from sf.device import resolve_device
 from sf.errors import SfError
-from sf.extract import backbones, sources as I, text as T
+from sf.extract import backbones, prefetch, sources as I, text as T
 from sf.extract.decode import DECODER_CHOICES, DeviceDecoder, ReadRows, collate_read, resolve_decoder
 from sf.extract.images import DEFAULT_MAX_PIXELS, FITS, BadImage, ImagePrep, load_image
 from sf.extract.runtime import F16_MAX, ImageFeaturizer, resolve_precision
@@ -218,12 +218,20 @@ def decode_loader(ext: Extractor, sources: list, workers: int) -> torch.utils.da
     )
 
 
-def decoded_batches(ext: Extractor, sources: list, workers: int):
+def decoded_batches(ext: Extractor, sources: list, workers: int, ahead: bool | None = None):
     """The batches the forward queue takes: Pillow's straight from the workers, the device path's after
-    the batched device decode."""
-    device_decode = DeviceDecoder(ext.image.prep, ext.device, ext.cfg.max_pixels) if ext.decoder == "torchvision" else None
-    for batch in decode_loader(ext, sources, workers):
-        yield device_decode(batch) if device_decode else batch
+    the batched device decode — on CUDA (or with `ahead=True`) one batch ahead on a thread (sf.extract.prefetch)."""
+    loader = decode_loader(ext, sources, workers)
+    if ext.decoder != "torchvision":
+        yield from loader
+        return
+    device_decode = DeviceDecoder(ext.image.prep, ext.device, ext.cfg.max_pixels)
+    on_thread = ext.device.type == "cuda" if ahead is None else ahead
+    if on_thread:
+        yield from prefetch.ahead(loader, device_decode, ext.device)
+    else:
+        for batch in loader:
+            yield device_decode(batch)
 
 
 def _workers(cfg: ExtractConfig, device: torch.device, n_todo: int) -> int:
