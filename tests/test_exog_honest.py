@@ -149,5 +149,8 @@ def test_the_papers_config_stays_a_named_preset(tmp_path):
     layers = {name: create_model("sf", dims, **model_hparams("sf", cfg)).head.rnn.num_layers
               for name, cfg in (("paper", paper), ("default", load_config()))}
     assert layers == {"paper": 1, "default": 2}
+    passes = {name: create_model("sf", dims, **model_hparams("sf", cfg)).mc_passes
+              for name, cfg in (("paper", paper), ("default", load_config()))}
+    assert passes == {"paper": 0, "default": 20}  # the paper forecasts in one pass without dropout
     with pytest.raises(Exception, match="preset"):
         load_config(tmp_path / "nope.toml")

@@ -65,6 +65,7 @@ def test_same_seed_same_forecasts_other_seed_others(fake):
 def test_every_model_fits_and_predicts_units(name, fake):
     *_, parts = fake
     fitted = fit(name, parts["train"], parts["val"], replace(FAST, epochs=1), seed=0)
+    fitted.model.mc_passes = 0  # the units of one pass without dropout (MC dropout: test_mc_dropout_...)
     test = parts["test"]
     yhat = predict(fitted, test)
     assert yhat.shape == test.y.shape and (yhat >= 0).all() and np.isfinite(yhat).all()
@@ -222,15 +223,20 @@ def test_weight_averaging_scores_and_keeps_the_averaged_weights(tmp_path):
 
 
 def test_each_epochs_validation_wape_is_the_one_predict_gives(fake):
-    """The history's val_wape (what `sf tune` prunes on) of the kept epoch is the pooled WAPE of `predict`."""
+    """The history's val_wape (what `sf tune` prunes on) of the kept epoch is the pooled WAPE of `predict` in one
+    pass without dropout; sf's MC-dropout forecast is then scored on its own (the epoch is chosen without it)."""
     *_, parts = fake
     tr, va = parts["train"], parts["val"]
     # the last: a point quantile that is not the middle one (0.5 of four)
     for over in ({"target": "log"}, {"target": "scaled"}, {"loss": "quantile", "quantiles": (0.1, 0.5, 0.9, 0.95)}):
         fitted = fit("sf", tr, va, replace(FAST, hidden=8, **over), seed=1)
+        passes, fitted.model.mc_passes = fitted.model.mc_passes, 0
         wape = compute_metrics(va.y, predict(fitted, va), va.y_mask, 1.0, over.get("quantiles"))["WAPE"]
         assert fitted.history[fitted.best_epoch - 1]["val_wape"] == pytest.approx(wape, rel=1e-4)
         assert all(np.isfinite(h["val_wape"]) for h in fitted.history)
+        fitted.model.mc_passes = passes
+        mc = compute_metrics(va.y, predict(fitted, va), va.y_mask, 1.0, over.get("quantiles"))["WAPE"]
+        assert passes == 20 and np.isfinite(mc) and mc != pytest.approx(wape, rel=1e-4)
 
 
 def test_recency_weights_favour_the_latest_releases(fake):
@@ -269,8 +275,41 @@ def test_checkpoints_record_every_model_argument_and_old_ones_load(fake, tmp_pat
     one = fit("sf", tr, va, replace(FAST, epochs=1, hparams={"layers": 1}), seed=0)
     old = save_checkpoint(tmp_path / "old.pt", one, FAST, {}, tr.attribute_vocab)
     payload = torch.load(old, weights_only=True)
-    payload["hparams"] = {k: v for k, v in payload["hparams"].items() if k != "layers"}  # as written before
+    payload["hparams"] = {k: v for k, v in payload["hparams"].items() if k not in ("layers", "mc_passes")}  # as written before
     torch.save(payload, old)
     loaded = load_checkpoint(old)
-    assert loaded.model.head.rnn.num_layers == 1
+    assert loaded.model.head.rnn.num_layers == 1 and loaded.model.mc_passes == 0
+    one.model.mc_passes = 0  # what such a model did: one pass without dropout
     np.testing.assert_array_equal(predict(loaded, va), predict(one, va))
+
+
+def test_mc_dropout_forecast_is_the_mean_of_dropout_passes_and_reproducible(fake):
+    """sf forecasts with MC dropout (the mean of passes with dropout on): the same inputs always give the same
+    forecast, the caller's random state is untouched, and 0 passes is the plain forecast without dropout."""
+    *_, parts = fake
+    tr, va = parts["train"], parts["val"]
+    fitted = fit("sf", tr, va, replace(FAST, epochs=2, hparams={"mc_passes": 8}), seed=3)
+    assert fitted.model.mc_passes == 8
+    torch.manual_seed(99)
+    state = torch.get_rng_state()
+    a = predict(fitted, va)
+    assert torch.equal(torch.get_rng_state(), state)
+    np.testing.assert_array_equal(a, predict(fitted, va))
+    assert not fitted.model.training
+    rows = [3, 0]  # a product's forecast does not depend on the other products in the call
+    np.testing.assert_array_equal(predict(fitted, va.take(rows)), a[rows])
+    fitted.model.mc_passes = 0
+    plain = predict(fitted, va)
+    one = []
+    fitted.model.mc_passes = 1
+    for k in range(2):
+        one.append(predict(fitted, va))
+    np.testing.assert_array_equal(one[0], one[1])
+    assert np.abs(a - plain).max() > 0 and np.abs(one[0] - plain).max() > 0  # dropout was on
+    # 8 passes average out more of the dropout noise than 1: closer to every other 8-pass draw.
+    fitted.model.mc_passes = 8
+    fitted.seed = 4
+    b = predict(fitted, va)
+    assert np.abs(a - b).mean() < np.abs(one[0] - a).mean()
+    with pytest.raises(SfError, match="mc_passes"):
+        fit("sf", tr, va, replace(FAST, epochs=1, hparams={"mc_passes": -1}), seed=0)

@@ -113,7 +113,8 @@ def test_a_trial_is_pruned_mid_fit_on_its_epochs_validation_wape(tmp_path, fake)
     from sf.studies import tune
 
     cfg = small(tmp_path, fake, 1)
-    base = replace(cfg.train, epochs=4, patience=4, seeds=2)
+    # One pass without dropout, so the objective is exactly the kept epochs' WAPE (MC dropout scores its passes).
+    base = replace(cfg.train, epochs=4, patience=4, seeds=2, hparams={"mc_passes": 0})
     tune._PREPARED[:] = [tune.validation_only(fake[2])]
     try:
         # Never pruned: one report per epoch of each seed, at steps seed * epochs + epoch, and the last

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import time
 import weakref
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -30,6 +31,7 @@ from sf.forecast.metrics import point_index
 from sf.forecast.models import Dims, create_model, model_entry
 from sf.forecast.popularity import PopularityReference, popularity_features
 
+MC_SEED = 1234  # offset of the MC-dropout draws from the fit's seed (sf.forecast.fit._mc_dropout)
 EVAL_BATCH = 256  # the widened image grid of a batch is B x 49 x 2048 floats: keep it small
 
 
@@ -252,9 +254,36 @@ def _predict(fitted, inp: Inputs, observed_steps: int) -> np.ndarray:
     objective = Objective(fitted.loss, tuple(fitted.quantiles))
     target = getattr(fitted, "target", "scaled")
     data = TensorInputs.for_model(inp, model, fitted.y_scale, target)
-    model.eval()
-    parts = [objective.outputs(model(data.batch(idx, observed_steps))).float().cpu()
-             for idx in torch.arange(data.n).split(EVAL_BATCH)]
-    out = (torch.cat(parts) if parts else torch.zeros(0, inp.horizon, fitted.dims.n_outputs)).numpy()
-    out = np.clip(decode_target(out, fitted.y_scale, target), 0, None)
+
+    def forecast(idx: torch.Tensor) -> np.ndarray:
+        raw = objective.outputs(model(data.batch(idx, observed_steps))).float().cpu().numpy()
+        return np.clip(decode_target(raw, fitted.y_scale, target), 0, None)
+
+    passes = int(getattr(model, "mc_passes", 0))
+    if passes and data.n:
+        out = _mc_dropout(model, forecast, inp.product_ids, passes, int(getattr(fitted, "seed", 0)))
+    else:
+        model.eval()
+        parts = [forecast(idx) for idx in torch.arange(data.n).split(EVAL_BATCH)]
+        out = np.concatenate(parts) if parts else np.zeros((0, inp.horizon, fitted.dims.n_outputs), np.float32)
     return out if objective.loss == "quantile" else out[..., 0]
+
+
+def _mc_dropout(model: nn.Module, forecast: Callable[[torch.Tensor], np.ndarray], keys: list, passes: int,
+                seed: int) -> np.ndarray:
+    """Each product's forecast: the mean of `passes` forecasts with dropout on (MC dropout), in units.
+
+    A product's passes run as one batch of its copies after seeding from the fit's seed and the product's id,
+    so its forecast depends on nothing else in the call (not on the rows around it) and the same product always
+    gets the same forecast; the caller's random state is left as it was."""
+    device = next(model.parameters()).device
+    out = []
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        model.train()
+        try:
+            for i, key in enumerate(keys):
+                torch.manual_seed(MC_SEED + 1_000_003 * seed + zlib.crc32(str(key).encode()))
+                out.append(forecast(torch.full((passes,), i, dtype=torch.long)).mean(axis=0))
+        finally:
+            model.eval()
+    return np.stack(out)

@@ -8,7 +8,8 @@ are dropped before the first trial (`validation_only`): tuning never sees them.
     objective(trial) = mean over seeds s of WAPE_val( fit(config + trial's choices, seed s) )
 
 Pruning: after every epoch the trial reports its mean validation WAPE so far (the finished seeds, and the
-running seed's epoch that early stopping keeps so far); the median pruner stops a trial mid-fit once it is worse than the median of
+running seed's epoch that early stopping keeps so far, scored in one pass without dropout: sf's MC-dropout
+forecast is scored once, at the end); the median pruner stops a trial mid-fit once it is worse than the median of
 earlier trials at the same epoch of the same seed (after a warm-up of PRUNE_WARMUP epochs). The study lives in `study.db` (SQLite) in the output
 folder, so an interrupted search resumes where it stopped and several worker processes (forked, sharing
 the in-memory features) feed one study. At the end: `best.toml` (the base settings plus the best trial's,

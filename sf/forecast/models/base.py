@@ -63,6 +63,7 @@ class ForecastModel(nn.Module):
     """Base class of every registered model (see the module docstring for the contract)."""
 
     exog_future: bool = False
+    mc_passes: int = 0  # > 0: the forecast is the mean of this many passes with dropout on (sf.forecast.fit.predict)
 
     @property
     def reads(self) -> frozenset[str]:
