@@ -45,6 +45,16 @@ def generated_images(folder: Path, n: int, side: int = 256, seed: int = 0) -> Pa
     return folder
 
 
+def bench_images(images: Path | None, n: int, tmp: Path) -> tuple[Path, I.Sources]:
+    """The folder measured (`images`, else VISUELLE's photos if present, else generated ones) and n rows of it,
+    the folder repeated when it has fewer images than asked for (keys made unique)."""
+    folder = images or (VISUELLE_IMAGES if VISUELLE_IMAGES.is_dir() else generated_images(tmp / "images", min(n, 512)))
+    listing = I.from_images_dir(folder).items
+    reps = -(-n // len(listing))
+    items = [I.Item(f"{r}/{it.key}", it.image) for r in range(reps) for it in listing][:n]
+    return folder, I.Sources(name="bench", items=items, has_text=False)
+
+
 def bare_forward(ext: job.Extractor, n: int, batch: int) -> float:
     """img/s of the trunk alone on normalised channels_last tensors already on the device."""
     s = ext.image.prep.image_size
@@ -92,12 +102,7 @@ def main(argv=None) -> None:
     console = Console()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        folder = a.images or (VISUELLE_IMAGES if VISUELLE_IMAGES.is_dir() else generated_images(tmp / "images", min(a.images_count, 512)))
-        rows = I.from_images_dir(folder)
-        reps = (a.images_count + len(rows.items) - 1) // len(rows.items)
-        # Repeat the folder when it has fewer images than asked for (keys made unique).
-        items = [I.Item(f"{r}/{it.key}", it.image) for r in range(reps) for it in rows.items][: a.images_count]
-        rows = I.Sources(name="bench", items=items, has_text=False)
+        folder, rows = bench_images(a.images, a.images_count, tmp)
         cfg = job.ExtractConfig(
             backbone=a.backbone, weights=a.weights, text_encoder="none", batch_size=a.batch_size, device=a.device,
             precision=a.precision, workers=a.workers, image_size=a.image_size, checkpoint_seconds=30.0,
@@ -112,8 +117,8 @@ def main(argv=None) -> None:
         result = {
             "backbone": a.backbone, "weights": ext.image.weights, "device": str(ext.device), "precision": ext.precision,
             "batch_size": a.batch_size, "pooled_only": a.pooled_only, "decoder": ext.decoder,
-            "gpu": torch.cuda.get_device_name(ext.device) if ext.device.type == "cuda" else "", "images": len(items), "image_size": ext.image.prep.image_size,
-            "workers": job._workers(cfg, ext.device, len(items)), "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(ext.device) if ext.device.type == "cuda" else "", "images": len(rows.items), "image_size": ext.image.prep.image_size,
+            "workers": job._workers(cfg, ext.device, len(rows.items)), "torch_threads": torch.get_num_threads(),
             "cpus": os.cpu_count(), "folder": str(folder), "bare_forward_img_s": round(b, 2),
             "pipeline_img_s": round(p, 2), "ratio": round(p / b, 3), "bare_runs": bare, "pipeline_runs": pipe,
         }

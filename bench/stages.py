@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sf.extract import job  # noqa: E402
 from sf.extract import sources as I  # noqa: E402
-from _common import VISUELLE_IMAGES, write_json  # noqa: E402
-from extract import bare_forward, generated_images  # noqa: E402
+from _common import write_json  # noqa: E402
+from extract import bare_forward, bench_images  # noqa: E402
 
 
 def _sync(ext: job.Extractor) -> None:
@@ -101,10 +101,7 @@ def main(argv=None) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        folder = a.images or (VISUELLE_IMAGES if VISUELLE_IMAGES.is_dir() else generated_images(tmp / "images", min(a.images_count, 512)))
-        listing = I.from_images_dir(folder).items
-        items = [I.Item(f"{r}/{it.key}", it.image) for r in range(-(-a.images_count // len(listing))) for it in listing]
-        rows = I.Sources(name="bench", items=items[: a.images_count], has_text=False)
+        folder, rows = bench_images(a.images, a.images_count, tmp)
         cfg = job.ExtractConfig(backbone=a.backbone, weights=a.weights, text_encoder="none", batch_size=a.batch_size,
                                 device=a.device, precision=a.precision, workers=a.workers, pooled_only=a.pooled_only,
                                 decoder=a.decoder, checkpoint_seconds=30.0)
