@@ -13,8 +13,8 @@ rarely has for a product not yet released; by default the series enter only thro
 Forecast (sf.forecast.fit.predict): the mean, in units, of `mc_passes` forward passes with dropout left on
 (MC dropout; attribute dropout too), each product's passes seeded by the fit's seed and the product's id, so a
 forecast is reproducible and does not depend on the other products in the call; the epoch is still chosen on
-validation by one pass without dropout. `mc_passes = 0`: one pass
-without dropout, the paper's (and `--config paper`'s) forecast.
+validation by one pass without dropout. `mc_passes = 0`: one pass without dropout, the paper's (and
+`--config paper`'s) forecast.
 
 obs_t/m_t are the observed sales (scaled) and a 0/1 flag: all zero for a new product, the first k weeks
 for short-observation forecasting. Code 0 ("unknown") embeds to zero, and while training each attribute
