@@ -283,6 +283,30 @@ def test_checkpoints_record_every_model_argument_and_old_ones_load(fake, tmp_pat
     np.testing.assert_array_equal(predict(loaded, va), predict(one, va))
 
 
+def test_modality_dropout_silences_whole_blocks_per_product_only_while_dropout_is_on(fake):
+    """sf's modality dropout zeroes a product's whole fused / trends / popularity block, never part of one, at
+    about the asked rate while training (and in MC passes), and leaves the block alone otherwise."""
+    *_, parts = fake
+    tr, va = parts["train"], parts["val"]
+    fitted = fit("sf", tr, va, replace(FAST, epochs=1, hparams={"modality_dropout": 0.3}), seed=0)
+    model = fitted.model
+    block = torch.rand(4000, 6) + 0.5
+    model.train()
+    torch.manual_seed(0)
+    out = model.drop_modality(block)
+    silent = (out == 0).all(1)
+    assert torch.equal(out[~silent], block[~silent]) and ((out == 0).any(1) == silent).all()
+    assert 0.27 < silent.float().mean().item() < 0.33
+    model.eval()
+    assert torch.equal(model.drop_modality(block), block)
+    model.train()
+    model.modality_dropout = 0.0
+    assert torch.equal(model.drop_modality(block), block)
+    model.eval()
+    with pytest.raises(SfError, match="modality_dropout"):
+        fit("sf", tr, va, replace(FAST, epochs=1, hparams={"modality_dropout": 1.0}), seed=0)
+
+
 def test_mc_dropout_forecast_is_the_mean_of_dropout_passes_and_reproducible(fake):
     """sf forecasts with MC dropout (the mean of passes with dropout on): the same inputs always give the same
     forecast, the caller's random state is untouched, and 0 passes is the plain forecast without dropout."""
