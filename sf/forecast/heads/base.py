@@ -10,8 +10,9 @@ from sf.registry import Entry, Registry
 
 
 class Head(nn.Module):
-    """Built as `cls(in_dim=, hidden=, n_outputs=, dropout=, layers=)`; `forward(x (B, H, in_dim)) ->
-    (B, H, n_outputs)`, every step at once. A causal head's output at step t reads only steps <= t."""
+    """Built as `cls(in_dim=, hidden=, n_outputs=, dropout=, layers=, skip=)`; `forward(x (B, H, in_dim)) ->
+    (B, H, n_outputs)`, every step at once. A causal head's output at step t reads only steps <= t. skip=True:
+    the output also reads each step's input directly, beside the sequence model's state."""
 
 
 @dataclass(frozen=True)

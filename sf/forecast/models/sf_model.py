@@ -42,7 +42,8 @@ from sf.fusion import create_fusion
 # seed (row 51); fixed masks shared by every product (so a forecast would not depend on the other rows of the
 # call) gained nothing (60.1 ± 0.3), and Ekambaram-style lost with MC dropout (61.1 vs 59.8). Modality dropout 0.2
 # gained 0.5 on VISUELLE over seeds 0-9 (59.4 vs 59.9; row 61) but cost the demo, whose words and pictures carry
-# the signal, 4-10 held-out points: an option (`hparams.modality_dropout`), off by default.
+# the signal, 4-10 held-out points: an option (`hparams.modality_dropout`), off by default. The head's skip
+# (`hparams.skip`) is the reverse: better on the demo, worse on VISUELLE (row 65); off by default.
 
 
 @register_model("sf", "fusion of cached image regions and words (biattn by default) + (Bi)LSTM head over the horizon")
@@ -50,7 +51,7 @@ class SFModel(ForecastModel):
     def __init__(self, dims: Dims, hidden: int = 30, dropout: float = 0.2, fusion: str = "biattn",
                  head: str = "bilstm", width: int | None = None, layers: int = 2, use_exog: bool = True,
                  exog_future: bool = False, use_attributes: bool = True, attribute_dim: int = 8, attribute_dropout: float = 0.1,
-                 mc_passes: int = 20, modality_dropout: float = 0.0) -> None:
+                 mc_passes: int = 20, modality_dropout: float = 0.0, skip: bool = False) -> None:
         super().__init__()
         if mc_passes < 0:
             raise TypeError(f"mc_passes must be >= 0, got {mc_passes}")
@@ -77,7 +78,7 @@ class SFModel(ForecastModel):
         step_in = (hidden + (hidden if self.summarise_lookback else 0) + (hidden if self.popularity else 0) + sum(e.embedding_dim for e in self.attributes)
                    + dims.calendar + (dims.exog_terms if self.exog_future else 0) + 2)
         self.head = create_head(head, in_dim=step_in, hidden=hidden, n_outputs=dims.n_outputs, dropout=dropout,
-                                layers=layers)
+                                layers=layers, skip=skip)
 
     @property
     def reads(self) -> frozenset[str]:
