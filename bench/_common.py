@@ -18,3 +18,18 @@ def write_json(path: Path | None, obj) -> None:
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(obj, indent=2))
+
+
+def overrides(pairs: list[str]) -> dict:
+    """`--set KEY=VALUE` pairs (TOML values; `hparams.X` for a model argument) as TrainConfig overrides."""
+    import tomllib
+
+    out: dict = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        value = tomllib.loads(f"v = {value}")["v"]
+        if key.startswith("hparams."):
+            out.setdefault("hparams", {})[key.removeprefix("hparams.")] = value
+        else:
+            out[key] = tuple(value) if isinstance(value, list) else value
+    return out

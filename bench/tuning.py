@@ -28,6 +28,7 @@ from sf.data.contract import load_dataset  # noqa: E402
 from sf.forecast import engine  # noqa: E402
 from sf.forecast.config import TrainConfig  # noqa: E402
 from sf.forecast.metrics import compute_metrics, point_forecast  # noqa: E402
+from bench._common import overrides  # noqa: E402
 
 # name -> TrainConfig overrides (model, loss, target, hparams, ...): what each tuning-log row changed.
 VARIANTS: dict[str, dict] = {
@@ -48,20 +49,6 @@ VARIANTS: dict[str, dict] = {
     "ekambaram": {"model": "ekambaram"},
     "ekambaram_l1_scaled": {"model": "ekambaram", "target": "scaled", "loss": "l1"},
 }
-
-
-def _extra(pairs: list[str]) -> dict:
-    import tomllib
-
-    out: dict = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        value = tomllib.loads(f"v = {value}")["v"]
-        if key.startswith("hparams."):
-            out.setdefault("hparams", {})[key.removeprefix("hparams.")] = value
-        else:
-            out[key] = tuple(value) if isinstance(value, list) else value
-    return out
 
 
 def nested_split(prepared) -> dict[str, list[str]]:
@@ -100,7 +87,7 @@ def main() -> None:
     parts = prepared.parts
     print(f"loaded + split in {time.perf_counter() - t:.0f} s: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
     for name in args.variants.split(","):
-        over = {**VARIANTS[name], **_extra(args.set)}
+        over = {**VARIANTS[name], **overrides(args.set)}
         cfg = replace(base, **over)
         t = time.perf_counter()
         seeds = [engine.train_seed(cfg, prepared, seed) for seed in cfg.seed_list]
