@@ -33,3 +33,15 @@ def overrides(pairs: list[str]) -> dict:
         else:
             out[key] = tuple(value) if isinstance(value, list) else value
     return out
+
+
+def run_sf_demo(out: Path, seed: int, extra: list[str] = ()) -> Path:
+    """`sf demo --out OUT --seed SEED --no-ablation --no-compare [extra]` in this process; its folder."""
+    from sf.cli import main as sf_main
+
+    try:
+        sf_main(["demo", "--out", str(out), "--seed", str(seed), "--no-ablation", "--no-compare", *extra])
+    except SystemExit as e:
+        if e.code not in (0, None):
+            raise
+    return out

@@ -24,19 +24,13 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import write_json  # noqa: E402
+from bench._common import run_sf_demo, write_json  # noqa: E402
 
 GOAL_POINTS = 10.0
 
 
 def run_seed(seed: int, out: Path, extra: list[str]) -> dict:
-    from sf.cli import main as sf_main
-
-    try:
-        sf_main(["demo", "--out", str(out), "--seed", str(seed), "--no-ablation", "--no-compare", *extra])
-    except SystemExit as e:
-        if e.code not in (0, None):
-            raise
+    run_sf_demo(out, seed, extra)
     m = json.loads((out / "evaluate_heldout" / "metrics.json").read_text())
     refs = {"mean curve": m["mean_curve"]["WAPE"], **{k: v["WAPE"] for k, v in m["baselines"].items()}}
     return {"seed": seed, "products": m["products"], "sf": m["mean"]["WAPE"], "sf_seed_std": m["std"]["WAPE"],

@@ -28,10 +28,9 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import overrides, write_json  # noqa: E402
+from bench._common import overrides, run_sf_demo, write_json  # noqa: E402
 from sf.apply.evaluate import EvaluateConfig, evaluate_run  # noqa: E402
-from sf.demo import HELDOUT_BASELINES, QUANTILES, DemoSettings  # noqa: E402
-from sf.forecast.config import TrainConfig  # noqa: E402
+from sf.demo import HELDOUT_BASELINES, DemoSettings, main_model_config  # noqa: E402
 from sf.forecast.engine import train_run  # noqa: E402
 
 COLUMNS = ("val", "test", "held_out", "best_baseline", "margin")
@@ -39,25 +38,16 @@ COLUMNS = ("val", "test", "held_out", "best_baseline", "margin")
 
 def catalogue(seed: int, work: Path) -> Path:
     """The demo's folder for catalogue `seed` (data, store, held-out products), built once."""
-    from sf.cli import main as sf_main
-
     out = work / f"demo_{seed}"
     if not (out / "evaluate_heldout" / "metrics.json").is_file():
-        try:
-            sf_main(["demo", "--out", str(out), "--seed", str(seed), "--no-ablation", "--no-compare"])
-        except SystemExit as e:
-            if e.code not in (0, None):
-                raise
+        run_sf_demo(out, seed)
     return out
 
 
 def score(demo: Path, seed: int, over: dict) -> dict:
-    s = DemoSettings()
     store = next((demo / "cache").glob("*.h5"))
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(features=store, data=demo / "data", out=Path(tmp) / "model", name="demo", epochs=s.epochs,
-                          seeds=s.seeds, seed=seed, patience=s.patience, batch_size=s.batch_size, loss="quantile",
-                          quantiles=QUANTILES)
+        cfg = main_model_config(DemoSettings(seed=seed), store, demo / "data", Path(tmp) / "model")
         run = train_run(replace(cfg, **over), force=True, progress=False, make_plots=False, console=None)
         with contextlib.redirect_stdout(io.StringIO()):
             held = evaluate_run(EvaluateConfig(model=Path(tmp) / "model", data=demo / "heldout",

@@ -241,6 +241,14 @@ def _extract(s: DemoSettings, steps: _Steps, out: Path, data: Path, notes: list[
     return extracted, extract, (backbone, weights, text_encoder)
 
 
+def main_model_config(s: DemoSettings, store: Path, data: Path, out: Path):
+    """How the demo trains its main model (sf, quantile loss) from `store` and `data` into `out`."""
+    from sf.forecast.config import TrainConfig
+
+    return TrainConfig(features=store, data=data, out=out, name="demo", epochs=s.epochs, seeds=s.seeds, seed=s.seed,
+                       patience=s.patience, batch_size=s.batch_size, loss="quantile", quantiles=QUANTILES)
+
+
 def _train_and_study(s: DemoSettings, steps: _Steps, out: Path, store: Path, data: Path, backbone: str,
                      notes: list[str]):
     """sf's model (quantile loss), then the small ablation and comparison on the same engine."""
@@ -248,9 +256,7 @@ def _train_and_study(s: DemoSettings, steps: _Steps, out: Path, store: Path, dat
     from sf.forecast.engine import train_run
 
     steps.start("train", "train sf's model from the cache (quantile loss: P10 / P50 / P90)")
-    tcfg = TrainConfig(features=store, data=data, out=out / "model", name="demo", epochs=s.epochs, seeds=s.seeds,
-                       seed=s.seed, patience=s.patience, batch_size=s.batch_size, loss="quantile", quantiles=QUANTILES)
-    trained = train_run(tcfg, console=steps.console)
+    trained = train_run(main_model_config(s, store, data, out / "model"), console=steps.console)
     steps.done("train", f"{len(trained.fits)} seed(s) -> {trained.out}")
     # The ablation and the comparison train every row once (no refit on train + validation) with sf train's
     # default batches (4x fewer steps than the main model's): that keeps `sf demo` under 2 minutes on 2 cores,

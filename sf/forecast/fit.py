@@ -259,7 +259,7 @@ def _predict(fitted, inp: Inputs, observed_steps: int) -> np.ndarray:
         raw = objective.outputs(model(data.batch(idx, observed_steps))).float().cpu().numpy()
         return np.clip(decode_target(raw, fitted.y_scale, target), 0, None)
 
-    passes = int(getattr(model, "mc_passes", 0))
+    passes = model.mc_passes
     if passes and data.n:
         out = _mc_dropout(model, forecast, inp.product_ids, passes, int(getattr(fitted, "seed", 0)))
     else:
