@@ -36,11 +36,11 @@ from sf.forecast.engine import train_run  # noqa: E402
 COLUMNS = ("val", "test", "held_out", "best_baseline", "margin")
 
 
-def catalogue(seed: int, work: Path) -> Path:
+def catalogue(seed: int, work: Path, products: int | None = None) -> Path:
     """The demo's folder for catalogue `seed` (data, store, held-out products), built once."""
-    out = work / f"demo_{seed}"
+    out = work / (f"demo_{seed}" if products is None else f"demo_{seed}_n{products}")
     if not (out / "evaluate_heldout" / "metrics.json").is_file():
-        run_sf_demo(out, seed)
+        run_sf_demo(out, seed, [] if products is None else ["--products", str(products)])
     return out
 
 
@@ -63,6 +63,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="0,1,2,3,4", help="demo (catalogue) seeds, comma-separated")
     ap.add_argument("--work", type=Path, required=True, help="where the catalogues are built once and reused")
+    ap.add_argument("--products", type=int, help="catalogue size (default: sf demo's)")
     ap.add_argument("--train-seed", type=int, help="first training seed for every catalogue (default: its own seed)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a TrainConfig override (TOML value; hparams.X for a model argument)")
@@ -71,7 +72,7 @@ def main() -> None:
     over = overrides(args.set)
     rows = []
     for s in (int(x) for x in args.seeds.split(",") if x.strip()):
-        demo = catalogue(s, args.work)
+        demo = catalogue(s, args.work, args.products)
         rows.append({"catalogue": s, **score(demo, s if args.train_seed is None else args.train_seed, over)})
     table = Table(title=f"sf demo catalogues, {over or 'defaults'}: pooled WAPE")
     table.add_column("")

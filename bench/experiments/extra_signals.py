@@ -1,11 +1,12 @@
-"""Tuning-log rows 24–26 and 43: extra popularity signals tried for sf and not kept (none beat the defaults on validation).
+"""Tuning-log rows 24–26, 43 and 72: extra popularity signals tried for sf and not kept (none beat the defaults on validation).
 
     nice -n 10 python bench/experiments/extra_signals.py --signal knn --variants default --seeds 5 \
         --features /work/cache/visuelle_efficientnet_lite0.h5 --data /work/cache/data/visuelle
 
 Appends columns to what `sf.forecast.popularity.popularity_features` computes (the model's popularity input),
 then runs bench/tuning.py with the remaining arguments. Every signal is known at the product's release: it
-reads only reference products whose sales over the horizon were in by then (`known_day <= release`).
+reads only reference products whose sales over the horizon were in by then (`known_day <= release`), except
+`nowcast`, which reads the complete weeks sold before the release, as sf's recent-sales signals do.
 
     knn        "similar products": among those reference products, the 20 nearest by the cosine of the pooled
                description embedding (all of them, and those sold during the last year): their mean level,
@@ -16,6 +17,11 @@ reads only reference products whose sales over the horizon were in by then (`kno
     launch     the launch the product is part of: log(1 + number of products of the dataset released the same
                day), and per attribute log(1 + those with the product's value). The retailer's own launch plan
                for that day, known on it; no sales are read
+    nowcast    how the products launched in the last 6 / 13 weeks are selling so far: per window, overall and per
+               attribute value, log(units sold in their complete weeks before the release / units expected at
+               their age) and log(1 + their count); the expectation is the reference's mean cumulative share of a
+               horizon's units at that age (a fixed shape of the run) times its mean total, so a product in its
+               second week is not read as a slow seller (recent sales mix ages)
 
 Kept out of sf: they are patches for an experiment, not a feature (docs/tuning-log.md, fourth and fifth rounds).
 """
@@ -102,6 +108,41 @@ def seasonal_columns(inp, ref, chunk: int = 512) -> np.ndarray:
     return out
 
 
+NOWCAST_WEEKS = (6, 13)
+
+
+def nowcast_columns(inp, ref) -> np.ndarray:
+    """Per window w, overall and per attribute: log(units sold so far / units expected at their age) of the
+    products released in the w weeks before the release (partly sold: their complete weeks before it only), and
+    log(1 + their count). The expectation is each product's age on the reference's mean cumulative share."""
+    h = ref.units_cum.shape[1] - 1
+    total = ref.units_cum[:, h]
+    share = (ref.units_cum / np.maximum(total[:, None], 1e-9))[total > 0].mean(0)  # (H + 1,) a shape, scale-free
+    expected_full = float(total.mean())
+    days = _days(inp)
+    unique, at = np.unique(days, return_inverse=True)
+    age_weeks = (unique[:, None] - ref.release_day[None, :]) // ref.period_days  # complete weeks sold by then
+    k = np.clip(age_weeks, 0, h)
+    cols = []
+    for w in NOWCAST_WEEKS:
+        on = (age_weeks >= 1) & (age_weeks <= w)
+        units = np.where(on, ref.units_cum[np.arange(len(total))[None, :], k], 0.0)
+        expect = np.where(on, share[k] * expected_full, 0.0)
+        groups = [(units.sum(1)[at], expect.sum(1)[at], on.sum(1)[at])]
+        for j in range(inp.attributes.shape[1]):
+            codes = inp.attributes[:, j]
+            same = ref.attributes[None, :, j]
+            u = np.stack([np.where(same == c, units, 0).sum(1) for c in range(int(max(codes.max(), same.max())) + 1)], 1)
+            e = np.stack([np.where(same == c, expect, 0).sum(1) for c in range(u.shape[1])], 1)
+            n = np.stack([(on & (same == c)).sum(1) for c in range(u.shape[1])], 1)
+            ok = codes > 0
+            groups.append((u[at, codes], e[at, codes], np.where(ok, n[at, codes], 0)))
+        for u, e, n in groups:
+            cols += [np.where(n > 0, np.log((u + 1e-3) / (e + 1e-3)), 0.0), np.log1p(n)]
+    known = ~np.isnat(inp.release)
+    return np.where(known[:, None], np.stack(cols, 1), 0.0).astype(np.float32)
+
+
 _LAUNCH: dict = {}
 
 
@@ -128,16 +169,18 @@ def launch_columns(inp) -> np.ndarray:
 
 def main() -> None:
     if "--signal" not in sys.argv:
-        sys.exit("--signal knn|knn_shape|seasonal|launch is required (then bench/tuning.py's arguments)")
+        sys.exit("--signal knn|knn_shape|seasonal|launch|nowcast is required (then bench/tuning.py's arguments)")
     at = sys.argv.index("--signal")
     signal = sys.argv[at + 1]
     del sys.argv[at : at + 2]
-    if signal not in ("knn", "knn_shape", "seasonal", "launch"):
-        sys.exit(f"--signal {signal!r}: knn, knn_shape, seasonal or launch")
+    if signal not in ("knn", "knn_shape", "seasonal", "launch", "nowcast"):
+        sys.exit(f"--signal {signal!r}: knn, knn_shape, seasonal, launch or nowcast")
 
     def features(inp, ref, chunk=512):
         if signal == "launch":
             return np.concatenate([_plain_features(inp, ref, chunk), launch_columns(inp)], 1)
+        if signal == "nowcast":
+            return np.concatenate([_plain_features(inp, ref, chunk), nowcast_columns(inp, ref)], 1)
         extra = seasonal_columns(inp, ref) if signal == "seasonal" else knn_columns(inp, ref, signal == "knn_shape")
         return np.concatenate([_plain_features(inp, ref, chunk), extra], 1)
 
