@@ -114,6 +114,24 @@ def test_popularity_reference_travels_with_the_fit(inp):
     assert predict(fitted, val).shape == (16, val.horizon)
 
 
+def test_recent_sales_signals_can_be_left_out(inp):
+    """recent_sales = False (tuning-log row 78): the reference then carries no weekly units, and a checkpoint's
+    reference says which signals its model reads, so predict computes the same ones."""
+    from sf.forecast.popularity import n_features
+
+    train, val = inp.take(np.arange(48)), inp.take(np.arange(48, 64))
+    n_attr = inp.attributes.shape[1]
+    sizes = {}
+    for recent in (False, True):
+        fitted = fit("sf", train, val, TrainConfig(epochs=1, seeds=1, hidden=8, recent_sales=recent), seed=0)
+        assert fitted.popularity.recent is recent
+        sizes[recent] = fitted.dims.popularity
+        assert predict(fitted, val).shape == (16, val.horizon)
+    assert TrainConfig().recent_sales is True
+    assert sizes == {False: n_features(n_attr, recent=False), True: n_features(n_attr, recent=True)}
+    assert sizes[True] > sizes[False]
+
+
 def test_popularity_signals_are_computed_once_per_split(inp, monkeypatch):
     """The fits of a study or a seed loop reuse the split's signals; new inputs (or a refit) compute their own."""
     from sf.forecast import fit as fit_module

@@ -6,7 +6,8 @@
 Appends columns to what `sf.forecast.popularity.popularity_features` computes (the model's popularity input),
 then runs bench/tuning.py with the remaining arguments. Every signal is known at the product's release: it
 reads only reference products whose sales over the horizon were in by then (`known_day <= release`), except
-`nowcast`, which reads the complete weeks sold before the release, as sf's recent-sales signals do.
+`nowcast`, which reads the complete weeks sold before the release, as sf's recent-sales signals do. Rows 24–72
+ran with the recent-sales signals on, sf's default.
 
     knn        "similar products": among those reference products, the 20 nearest by the cosine of the pooled
                description embedding (all of them, and those sold during the last year): their mean level,
@@ -50,8 +51,8 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-6)
 
 
-def _reference_with_embeddings(cls, inp, y_scale):
-    ref = _plain_reference(cls, inp, y_scale)
+def _reference_with_embeddings(cls, inp, y_scale, **kw):
+    ref = _plain_reference(cls, inp, y_scale, **kw)
     obs = inp.y_mask.sum(1)
     mean_units = np.where(obs > 0, (inp.y * inp.y_mask).sum(1) / np.maximum(obs, 1), np.nan)
     keep = ~np.isnat(inp.release) & np.isfinite(np.log1p(mean_units / y_scale))  # the rows from_inputs keeps
@@ -115,6 +116,8 @@ def nowcast_columns(inp, ref) -> np.ndarray:
     """Per window w, overall and per attribute: log(units sold so far / units expected at their age) of the
     products released in the w weeks before the release (partly sold: their complete weeks before it only), and
     log(1 + their count). The expectation is each product's age on the reference's mean cumulative share."""
+    if ref.units_cum is None:
+        sys.exit("--signal nowcast reads the reference's weekly units: it needs recent_sales = true (the default)")
     h = ref.units_cum.shape[1] - 1
     total = ref.units_cum[:, h]
     share = (ref.units_cum / np.maximum(total[:, None], 1e-9))[total > 0].mean(0)  # (H + 1,) a shape, scale-free

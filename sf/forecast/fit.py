@@ -60,24 +60,25 @@ class FitResult:
         return self.selection["history"] if self.selection else self.history
 
 
-# The last split's popularity signals: (weak refs to train and val, reference, their signal arrays). Weak, so
+# The last split's popularity signals: (weak refs to train and val, reference, their signal arrays, recent). Weak, so
 # the cache never keeps a finished run's inputs (image grids included) alive; the arrays are small.
 _POPULARITY: list[tuple] = []
 
 
-def _with_popularity(train: Inputs, val: Inputs) -> tuple[PopularityReference, Inputs, Inputs]:
+def _with_popularity(train: Inputs, val: Inputs, recent: bool) -> tuple[PopularityReference, Inputs, Inputs]:
     """The popularity reference of a fit and its inputs with the signals. They depend on the data only, not on
     the seed or the settings, so the fits of a study or a seed loop over the same inputs compute them once
     (about a second each on VISUELLE). A refit (no validation products) always computes its own."""
     hit = _POPULARITY[0] if _POPULARITY else None
-    if not len(val) or hit is None or hit[0]() is not train or hit[1]() is not val:
+    if not len(val) or hit is None or hit[0]() is not train or hit[1]() is not val or hit[5] != recent:
         # Every product whose sales this run reads; each product's signals count only weeks sold before its release.
-        reference = PopularityReference.from_inputs(concat([train, val]) if len(val) else train, target_scale(train))
+        reference = PopularityReference.from_inputs(concat([train, val]) if len(val) else train, target_scale(train),
+                                                    recent=recent)
         hit = (weakref.ref(train), weakref.ref(val), reference, popularity_features(train, reference),
-               popularity_features(val, reference))
+               popularity_features(val, reference), recent)
         if len(val):  # a refit's empty validation set is a new object each time: caching it would only evict
             _POPULARITY[:] = [hit]
-    reference, p_train, p_val = hit[2:]
+    reference, p_train, p_val = hit[2:5]
     return reference, replace(train, popularity=p_train), replace(val, popularity=p_val)
 
 
@@ -123,7 +124,7 @@ def _fit(model_name, train, val, cfg, seed, hparams, progress) -> FitResult:
     torch.manual_seed(seed)
     reference = None
     if cfg.popularity:
-        reference, train, val = _with_popularity(train, val)
+        reference, train, val = _with_popularity(train, val, cfg.recent_sales)
     dims = Dims.from_inputs(train, n_outputs=cfg.n_outputs)
     hp = model_hparams(model_name, cfg, hparams)
     try:

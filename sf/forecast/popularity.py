@@ -17,6 +17,7 @@ exactly the same way:
                     p's value of a, and log(1 + product-weeks). Weeks sold by then count, even of products still
                     on sale: what is selling now, and the level of the season p belongs to, as a buyer sees it
                     the day p comes out. Needs no complete horizon, so it is the most current signal.
+                    TrainConfig.recent_sales = False leaves them out (docs/tuning-log.md, row 78).
 
 A missing signal (no such product, unknown date or value) is the reference's overall mean level with
 count 0, so the model can tell "no evidence" from "average". The reference is a few arrays (release day,
@@ -45,14 +46,16 @@ class PopularityReference:
     attributes: np.ndarray  # (R, A) int codes (the training vocabulary; 0 = unknown)
     level: np.ndarray  # (R,) float
     overall: float  # mean level, the "no evidence" value
-    # (R, H + 1) cumulative units / ū and observed steps over each product's horizon; None in checkpoints
-    # from before the recent-sales signals, which keep computing the signals they were trained on
+    # (R, H + 1) cumulative units / ū and observed steps over each product's horizon; None when the run has no
+    # recent-sales signals (TrainConfig.recent_sales, and checkpoints from before them): a checkpoint keeps
+    # computing the signals it was trained on
     units_cum: np.ndarray | None = None
     weeks_cum: np.ndarray | None = None
     period_days: int = 7
 
     @classmethod
-    def from_inputs(cls, inp: Inputs, y_scale: float) -> "PopularityReference":
+    def from_inputs(cls, inp: Inputs, y_scale: float, recent: bool = True) -> "PopularityReference":
+        """The reference of `inp`'s products; without the weekly units (`recent=False`) it yields no recent-sales signals."""
         known = ~np.isnat(inp.release)
         obs = inp.y_mask.sum(1)
         mean_units = np.where(obs > 0, (inp.y * inp.y_mask).sum(1) / np.maximum(obs, 1), np.nan)
@@ -65,8 +68,8 @@ class PopularityReference:
         return cls(release_day=released, known_day=released + inp.horizon * inp.period_days,
                    attributes=inp.attributes[keep].astype(np.int64), level=lv,
                    overall=float(lv.mean()) if lv.size else 0.0,
-                   units_cum=np.concatenate([zero, np.cumsum(units, 1)], 1).astype(np.float32),
-                   weeks_cum=np.concatenate([zero, np.cumsum(inp.y_mask[keep], 1)], 1).astype(np.float32),
+                   units_cum=np.concatenate([zero, np.cumsum(units, 1)], 1).astype(np.float32) if recent else None,
+                   weeks_cum=np.concatenate([zero, np.cumsum(inp.y_mask[keep], 1)], 1).astype(np.float32) if recent else None,
                    period_days=inp.period_days)
 
     @property
