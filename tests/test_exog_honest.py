@@ -127,7 +127,7 @@ def test_recent_sales_signals_can_be_left_out(inp):
         assert fitted.popularity.recent is recent
         sizes[recent] = fitted.dims.popularity
         assert predict(fitted, val).shape == (16, val.horizon)
-    assert TrainConfig().recent_sales is True
+    assert TrainConfig().recent_sales is False
     assert sizes == {False: n_features(n_attr, recent=False), True: n_features(n_attr, recent=True)}
     assert sizes[True] > sizes[False]
 

@@ -7,7 +7,7 @@ Appends columns to what `sf.forecast.popularity.popularity_features` computes (t
 then runs bench/tuning.py with the remaining arguments. Every signal is known at the product's release: it
 reads only reference products whose sales over the horizon were in by then (`known_day <= release`), except
 `nowcast`, which reads the complete weeks sold before the release, as sf's recent-sales signals do. Rows 24–72
-ran with the recent-sales signals on, sf's default.
+ran with the recent-sales signals on, sf's default then: add `--set recent_sales=true` to rerun them as they were.
 
     knn        "similar products": among those reference products, the 20 nearest by the cosine of the pooled
                description embedding (all of them, and those sold during the last year): their mean level,
@@ -117,7 +117,7 @@ def nowcast_columns(inp, ref) -> np.ndarray:
     products released in the w weeks before the release (partly sold: their complete weeks before it only), and
     log(1 + their count). The expectation is each product's age on the reference's mean cumulative share."""
     if ref.units_cum is None:
-        sys.exit("--signal nowcast reads the reference's weekly units: it needs recent_sales = true (the default)")
+        sys.exit("--signal nowcast reads the reference's weekly units: add --set recent_sales=true (as row 72 ran)")
     h = ref.units_cum.shape[1] - 1
     total = ref.units_cum[:, h]
     share = (ref.units_cum / np.maximum(total[:, None], 1e-9))[total > 0].mean(0)  # (H + 1,) a shape, scale-free

@@ -41,10 +41,10 @@ class TrainConfig:
     exog_future: bool = False
     # Popularity signals from earlier training products' sales (sf.forecast.popularity) as a static input.
     popularity: bool = True
-    # ...and among them the recent-sales signals (what products sold in the weeks before the release). They carried a
-    # stale level into a season forecast after a gap (69.0 ± 6.1 vs 61.4 ± 0.7 without), but without them the demo's
-    # held-out margin fell below 10 points on 2 of 5 catalogues: on, as an option (tuning-log row 78).
-    recent_sales: bool = True
+    # ...and among them the recent-sales signals (what products sold in the weeks before the release). Off: they
+    # carried a stale level into a season forecast after a gap (69.0 ± 6.1 vs 62.0 ± 0.8 without), tied on VISUELLE's
+    # validation (59.9 vs 60.1 over ten seeds) and on the demo over four draws (tuning-log row 78).
+    recent_sales: bool = False
     attributes: bool = True  # learned attribute embeddings as a static input
     horizon: int | None = None  # default: the longest sales history in the data
     epochs: int = 100

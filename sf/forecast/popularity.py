@@ -17,7 +17,8 @@ exactly the same way:
                     p's value of a, and log(1 + product-weeks). Weeks sold by then count, even of products still
                     on sale: what is selling now, and the level of the season p belongs to, as a buyer sees it
                     the day p comes out. Needs no complete horizon, so it is the most current signal.
-                    TrainConfig.recent_sales = False leaves them out (docs/tuning-log.md, row 78).
+                    Only with TrainConfig.recent_sales, off by default since docs/tuning-log.md row 78: they
+                    carried a stale level into a season forecast after a gap.
 
 A missing signal (no such product, unknown date or value) is the reference's overall mean level with
 count 0, so the model can tell "no evidence" from "average". The reference is a few arrays (release day,
