@@ -134,12 +134,9 @@ def nowcast_columns(inp, ref) -> np.ndarray:
         groups = [(units.sum(1)[at], expect.sum(1)[at], on.sum(1)[at])]
         for j in range(inp.attributes.shape[1]):
             codes = inp.attributes[:, j]
-            same = ref.attributes[None, :, j]
-            u = np.stack([np.where(same == c, units, 0).sum(1) for c in range(int(max(codes.max(), same.max())) + 1)], 1)
-            e = np.stack([np.where(same == c, expect, 0).sum(1) for c in range(u.shape[1])], 1)
-            n = np.stack([(on & (same == c)).sum(1) for c in range(u.shape[1])], 1)
-            ok = codes > 0
-            groups.append((u[at, codes], e[at, codes], np.where(ok, n[at, codes], 0)))
+            by_value = P._groups(ref.attributes[:, j], int(max(codes.max(initial=0), ref.attributes[:, j].max(initial=0))))
+            u, e, n = (by_value(x)[at, codes] for x in (units, expect, on.astype(np.float32)))
+            groups.append((u, e, np.where(codes > 0, n, 0)))
         for u, e, n in groups:
             cols += [np.where(n > 0, np.log((u + 1e-3) / (e + 1e-3)), 0.0), np.log1p(n)]
     known = ~np.isnat(inp.release)

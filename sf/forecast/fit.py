@@ -60,25 +60,26 @@ class FitResult:
         return self.selection["history"] if self.selection else self.history
 
 
-# The last split's popularity signals: (weak refs to train and val, reference, their signal arrays, recent). Weak, so
+# The last split's popularity signals: (weak refs to train and val, reference, their signal arrays). Weak, so
 # the cache never keeps a finished run's inputs (image grids included) alive; the arrays are small.
 _POPULARITY: list[tuple] = []
 
 
 def _with_popularity(train: Inputs, val: Inputs, recent: bool) -> tuple[PopularityReference, Inputs, Inputs]:
-    """The popularity reference of a fit and its inputs with the signals. They depend on the data only, not on
-    the seed or the settings, so the fits of a study or a seed loop over the same inputs compute them once
-    (about a second each on VISUELLE). A refit (no validation products) always computes its own."""
+    """The popularity reference of a fit and its inputs with the signals. They depend on the data and on `recent`
+    (with the recent-sales signals or not) only, not on the seed or the other settings, so the fits of a study or a
+    seed loop over the same inputs compute them once (about a second each on VISUELLE). A refit (no validation
+    products) always computes its own."""
     hit = _POPULARITY[0] if _POPULARITY else None
-    if not len(val) or hit is None or hit[0]() is not train or hit[1]() is not val or hit[5] != recent:
+    if not len(val) or hit is None or hit[0]() is not train or hit[1]() is not val or hit[2].recent != recent:
         # Every product whose sales this run reads; each product's signals count only weeks sold before its release.
         reference = PopularityReference.from_inputs(concat([train, val]) if len(val) else train, target_scale(train),
                                                     recent=recent)
         hit = (weakref.ref(train), weakref.ref(val), reference, popularity_features(train, reference),
-               popularity_features(val, reference), recent)
+               popularity_features(val, reference))
         if len(val):  # a refit's empty validation set is a new object each time: caching it would only evict
             _POPULARITY[:] = [hit]
-    reference, p_train, p_val = hit[2:5]
+    reference, p_train, p_val = hit[2:]
     return reference, replace(train, popularity=p_train), replace(val, popularity=p_val)
 
 
