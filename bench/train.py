@@ -2,7 +2,7 @@
 
 The in-loop variant does what GTM-Transformer's training code does each batch: open and decode the
 images, resize and normalise them, run the frozen CNN, then the trainable part. The cached variant reads
-the same products' features from memory (sf's stage 2). Same products, same model (sf: biattn + BiLSTM),
+the same products' features from memory (sf's stage 2). Same products, same model (sf: biattn + BiLSTM, the fusion its figures were measured with),
 same batch size, same device. The backbone has random weights (speed does not depend on the values).
 
     python bench/train.py                       # 64 products, resnet101, CPU
@@ -136,7 +136,7 @@ def main() -> None:
         extract_s = time.perf_counter() - t0
         inp = synthetic_inputs(torch.cat(grids).numpy())
         dims = Dims.from_inputs(inp)
-        model = create_model("sf", dims).to(device)
+        model = create_model("sf", dims, fusion="biattn").to(device)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         data = TensorInputs(inp, y_scale=25.0, device=device, reads=None)
 

@@ -48,7 +48,7 @@ print(store)
 
 # 3. Stage 2: fusion + BiLSTM from the cached features, with a P10-P90 band.
 settings = dict(epochs=3, patience=2) if small else {}
-fc = sf.Forecaster(model="sf", fusion="biattn", head="bilstm", seeds=2, loss="quantile", quantiles=(0.1, 0.5, 0.9),
+fc = sf.Forecaster(model="sf", fusion="i2t_image", head="bilstm", seeds=2, loss="quantile", quantiles=(0.1, 0.5, 0.9),
                    **settings)
 fc.fit(store, known, out=out / "run")
 val = fc.metrics["val"]

@@ -16,7 +16,7 @@ runs anywhere in seconds; use the defaults for real work):
 ...                    image_size=32)
 >>> store
 FeatureStore('.../shop.h5', backbone='resnet18', rows=60)
->>> fc = sf.Forecaster(model="sf", fusion="biattn", head="bilstm", seeds=1, epochs=2,
+>>> fc = sf.Forecaster(model="sf", fusion="i2t_image", head="bilstm", seeds=1, epochs=2,
 ...                    loss="quantile", quantiles=(0.1, 0.5, 0.9))
 >>> fc = fc.fit(store, data, out=f"{tmp}/run")
 >>> sorted(fc.metrics["val"]["mean"])[:4]
@@ -203,7 +203,7 @@ class Forecaster:
     sf.errors.SfError: config fusion: 'nope' is not one of ...
     """
 
-    def __init__(self, model: str = "sf", fusion: str = "biattn", head: str = "bilstm", horizon: int | None = None,
+    def __init__(self, model: str = "sf", fusion: str = "i2t_image", head: str = "bilstm", horizon: int | None = None,
                  seeds: int = 5, **settings: Any):
         from sf.forecast.config import load_config
 

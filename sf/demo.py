@@ -5,7 +5,7 @@
                   same products with their real sales: what `sf evaluate` scores against)
     2 extract     the best image backbone with pretrained weights available offline (else random weights,
                   said loudly) and the best text encoder, once, into <out>/cache/
-    3 train       sf's model (biattn + bilstm, quantile loss: P10/P50/P90) -> <out>/model
+    3 train       sf's model (i2t_image + bilstm, quantile loss: P10/P50/P90) -> <out>/model
     4 ablate      fusion × head grid and one-change rows (text only, image only, ...) -> <out>/ablation
     5 compare     baselines and the other models on the same split -> <out>/compare
     6 predict     the held-out products, extracting their features with the model's own extractor

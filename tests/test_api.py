@@ -38,7 +38,7 @@ def test_api_and_cli_give_identical_numbers(fake, tmp_path, cli):
     code, _, err = cli("train", "--features", store, "--data", root, "--out", tmp_path / "cli", "--seeds", 2,
                        "--epochs", 3, "--patience", 2, "--hidden", 8, "--loss", "quantile", "--quantiles", "0.1,0.5,0.9")
     assert code == 0, err
-    fc = sf.Forecaster(model="sf", fusion="biattn", head="bilstm", **SETTINGS).fit(sf.FeatureStore(store), root,
+    fc = sf.Forecaster(model="sf", fusion="i2t_image", head="bilstm", **SETTINGS).fit(sf.FeatureStore(store), root,
                                                                                   out=tmp_path / "api")
     assert fc.metrics == json.loads((tmp_path / "api" / "metrics.json").read_text())
     assert _metrics(tmp_path / "api") == _metrics(tmp_path / "cli")
@@ -74,7 +74,7 @@ def test_frames_polars_or_pandas_are_the_folder(fake, tmp_path):
     # save / load: the same forecasts from the copied folder
     by_folder.save(tmp_path / "saved")
     again = sf.Forecaster.load(tmp_path / "saved")
-    assert again.config.fusion == "biattn" and again.config.seeds == 2
+    assert again.config.fusion == "i2t_image" and again.config.seeds == 2
     assert again.predict(root, store=store, extract=False).equals(by_folder.predict(root, store=store, extract=False))
 
 

@@ -34,7 +34,7 @@ def trained(tmp_path_factory):
     Image.new("RGB", (40, 24), (200, 30, 30)).save(root / "images" / "p0003.png")  # one real picture
     refresh_hashes(root, store)
     cfg = TrainConfig(features=store, data=root, out=base / "run", epochs=3, seeds=2, hidden=8, patience=3,
-                      loss="quantile", quantiles=(0.1, 0.5, 0.9))
+                      loss="quantile", quantiles=(0.1, 0.5, 0.9), fusion="biattn")  # both maps: regions and words
     train_run(cfg, progress=False)
     return root, store, base / "run"
 
@@ -116,6 +116,21 @@ def test_a_twin_of_a_training_product_finds_it_first(trained, tmp_path):
     assert blind.regions is None and not blind.has_image
     assert any("no image" in n for n in blind.notes)
     assert np.isfinite(blind.forecast).all() and blind.png.exists()
+
+
+def test_default_fusion_shows_words_and_says_why_no_region_map(trained, tmp_path):
+    """sf's default fusion (i2t_image) has the regions' attention over the words but no word attends to the
+    regions, so there is a word map and no region map; the explanation says so instead of leaving the picture
+    silently unmarked."""
+    root, store, _ = trained
+    cfg = TrainConfig(features=store, data=root, out=tmp_path / "run", epochs=2, seeds=1, hidden=8, patience=2)
+    assert cfg.fusion == "i2t_image"
+    train_run(cfg, progress=False)
+    exp = explain_product(ExplainConfig(model=tmp_path / "run", product="p0003", out=tmp_path / "x.png"),
+                          words_for=split_words)
+    assert exp.has_image and exp.regions is None
+    assert any("no region map" in n for n in exp.notes)
+    assert {w for w, _ in exp.words} == {"item", "p0003"} and exp.png.exists()
 
 
 def test_unknown_product_is_one_line_error(trained, cli):

@@ -152,6 +152,23 @@ def test_each_direction_pools_the_other_modality_guided_by_the_first():
     assert (base["u_i2t"] <= vt.max(1).values + 1e-6).all() and (base["u_i2t"] >= vt.min(1).values - 1e-6).all()
 
 
+def test_i2t_reads_an_image_only_through_the_words_it_picks():
+    """i2t: every region picks a mix of the words and F averages the regions' picks, so a product with an image
+    but no description (one learned word to pick) gets the same F whatever its image; biattn's other half and
+    i2t_image's mean region (sf's default) do see it (docs/model.md)."""
+    inp, other = make_inputs(), make_inputs(seed=7)
+    img = replace(inp, image_grid=other.image_grid, image_pooled=other.image_pooled)
+    no_words = torch.from_numpy(inp.has_image & ~inp.has_text)
+    with_words = torch.from_numpy(inp.has_image & inp.has_text)
+    assert no_words.any() and with_words.any()
+    i2t = build("i2t")
+    torch.testing.assert_close(fused(i2t, img)[no_words], fused(i2t, inp)[no_words])
+    assert not torch.allclose(fused(i2t, img)[with_words], fused(i2t, inp)[with_words])
+    for name in ("biattn", "i2t_image"):
+        model = build(name)
+        assert not torch.allclose(fused(model, img)[no_words], fused(model, inp)[no_words])
+
+
 def test_unknown_fusion_is_a_user_error():
     with pytest.raises(SfError, match="choose from"):
         create_fusion("nope", image_dim=C, text_dim=D, regions=R, text_len=L)

@@ -20,7 +20,7 @@ from sf.registry import Registry
 
 REGISTRIES = {"models": MODELS, "fusions": FUSIONS, "heads": HEADS, "baselines": BASELINES, "backbones": BACKBONES,
               "text encoders": TEXT_ENCODERS}
-EXPECTED = {"models": {"sf", "gtm", "ekambaram"}, "fusions": {"biattn", "t2i", "i2t", "concat", "image", "text", "none"},
+EXPECTED = {"models": {"sf", "gtm", "ekambaram"}, "fusions": {"biattn", "t2i", "i2t", "i2t_image", "concat", "image", "text", "none"},
             "heads": {"lstm", "bilstm"}, "baselines": {"mean_curve", "attribute_mean", "knn_image", "knn_attributes",
                                                        "knn_both"},
             "backbones": {"resnet18", "resnet101", "efficientnet_lite0"}, "text encoders": {"hash", "minilm"}}

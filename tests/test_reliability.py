@@ -229,7 +229,7 @@ def trained(fake, tmp_path_factory):
 
 
 @pytest.mark.parametrize("change, named", [
-    ({"--fusion": "concat"}, "fusion: 'biattn' -> 'concat'"),
+    ({"--fusion": "concat"}, "fusion: 'i2t_image' -> 'concat'"),
     ({"--seeds": "2"}, "seeds: 1 -> 2"),
     ({"--lr": "0.01"}, "lr: 0.001 -> 0.01"),
 ], ids=["fusion", "seeds", "lr"])

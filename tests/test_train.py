@@ -103,7 +103,7 @@ def test_observed_weeks_sharpen_the_forecast(fake):
 
 def test_sf_model_returns_its_attention_maps(fake):
     *_, parts = fake
-    fitted = fit("sf", parts["train"], parts["val"], replace(FAST, epochs=1), seed=0)
+    fitted = fit("sf", parts["train"], parts["val"], replace(FAST, epochs=1, fusion="biattn"), seed=0)
     va = parts["val"]
     batch = TensorInputs.for_model(va.take(np.arange(4)), fitted.model, fitted.y_scale, fitted.target).batch_all()
     with torch.no_grad():

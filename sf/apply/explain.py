@@ -268,6 +268,9 @@ def explain_products(run: LoadedRun, ds: Dataset, feats: Features, train_side: T
             regions = region_weights(t2i[i], inp.text_mask[i], grid)
         elif attention and not has_image:
             notes.append("the product has no image: the model used its learned 'missing image' embedding")
+        elif i2t is not None and t2i is None:
+            notes.append(f"fusion {run.config.fusion!r} has the regions' attention over the words, none of the words "
+                         "over the regions: no region map")
         if i2t is not None and has_text:
             notes += token_notes
             words = word_weights(i2t[i], inp.text_mask[i], tokens[i])[:top_words]

@@ -7,6 +7,7 @@ and returns `FusionOutput(F (B, out_dim), attention)`. `--fusion NAME` and the a
     biattn  bidirectional attention: words attend to regions and regions attend to words (the paper)
     t2i     one way: words attend to image regions only
     i2t     one way: image regions attend to words only
+    i2t_image  i2t beside the mean of the image regions (sf's default, tuning-log row 80b)
     concat  pooled image ⊕ pooled text, no attention (the paper's "fusion removed")
     image   image only (the text is left out)
     text    text only (the image is left out)

@@ -1,11 +1,35 @@
-"""One-way attention, image → text: each region attends to the words; F = GELU(W_F u^{I→T} + b_F)."""
+"""One-way attention, image → text: each region attends to the words; F = GELU(W_F u^{I→T} + b_F).
+
+`i2t_image` adds the image's own content beside it: F = GELU(W_F [u^{I→T} ; mean_j v^I_j] + b_F). u^{I→T} is a
+mix of word vectors, so i2t alone reads a picture only through the words its regions pick (a product with an
+image and no description gets nothing from the image); the mean of the projected regions carries what the
+picture shows whatever the words say.
+"""
 
 from __future__ import annotations
 
-from sf.fusion.base import register_fusion
+import torch
+from torch import nn
+
+from sf.fusion.base import FusionOutput, cross_attention, register_fusion
 from sf.fusion.t2i import OneWayAttention
 
 
 @register_fusion("i2t", "one-way attention: image regions attend to words (the text as seen by the image)")
 class ImageToText(OneWayAttention):
     direction = "i2t"
+
+
+@register_fusion("i2t_image", "i2t beside the mean of the image regions (the words the image picks, and the image)")
+class ImageToTextAndImage(ImageToText):
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.combine = nn.Linear(2 * self.width, self.out_dim)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> FusionOutput:
+        vt, tmask = self.text_tokens(batch)
+        vi = self.image_tokens(batch)
+        att = cross_attention(vt, tmask, vi)
+        maps = self.full_length({"i2t": att["i2t"]}, batch["text_mask"].shape[1])
+        fused = nn.functional.gelu(self.combine(torch.cat([att["u_i2t"], vi.mean(1)], dim=1)))
+        return FusionOutput(self.drop(fused), maps)

@@ -7,7 +7,7 @@ Every contender reads the same cached features and is scored on the same split, 
                                                                        one run each, no ± column)
     gtm        GTM-Transformer style (sf/forecast/models/gtm.py)
     ekambaram  attention-based multimodal encoder-decoder RNN (sf/forecast/models/ekambaram.py)
-    sf         sf's model with the config's fusion and head (biattn + bilstm by default)
+    sf         sf's model with the config's fusion and head (i2t_image + bilstm by default)
 
 The neural models are trained by the same engine as `sf train` (`sf.forecast.engine.train_seed`: early
 stopping on validation only).

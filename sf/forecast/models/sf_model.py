@@ -46,9 +46,9 @@ from sf.fusion import create_fusion
 # (`hparams.skip`) is the reverse: better on the demo, worse on VISUELLE (row 65); off by default.
 
 
-@register_model("sf", "fusion of cached image regions and words (biattn by default) + (Bi)LSTM head over the horizon")
+@register_model("sf", "fusion of cached image regions and words (i2t_image by default) + (Bi)LSTM head over the horizon")
 class SFModel(ForecastModel):
-    def __init__(self, dims: Dims, hidden: int = 30, dropout: float = 0.2, fusion: str = "biattn",
+    def __init__(self, dims: Dims, hidden: int = 30, dropout: float = 0.2, fusion: str = "i2t_image",
                  head: str = "bilstm", width: int | None = None, layers: int = 2, use_exog: bool = True,
                  exog_future: bool = False, use_attributes: bool = True, attribute_dim: int = 8, attribute_dropout: float = 0.1,
                  mc_passes: int = 20, modality_dropout: float = 0.0, skip: bool = False) -> None:
