@@ -49,7 +49,7 @@ def _common(trial) -> dict:
 def _sf(trial) -> dict:
     # Attention fusions only: sf stays of the paper's family (words <-> image regions feeding a recurrent head).
     return {**_common(trial), "hidden": trial.suggest_categorical("hidden", [16, 30, 48, 64]),
-            "fusion": trial.suggest_categorical("fusion", ["biattn", "t2i", "i2t"]),
+            "fusion": trial.suggest_categorical("fusion", ["i2t_image", "biattn", "t2i", "i2t"]),
             "popularity": trial.suggest_categorical("popularity", [False, True]),
             # Modality dropout gained on VISUELLE and cost the demo; the head's skip did the reverse (tuning log,
             # rows 61 and 65): choices for a study of the catalogue at hand, off in the defaults.
