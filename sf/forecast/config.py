@@ -1,7 +1,8 @@
 """`sf train`'s settings: one typed dataclass, loadable from TOML, saved resolved beside every run.
 
-Defaults: the paper's model family and optimiser (attention of the image regions over the words beside the mean region + BiLSTM, two layers, hidden 30, lr 1e-3, batch 32, up to 100 epochs,
-dropout, early stopping on the validation set, a 7:2:1 split, five seeds averaged), trained the way a
+Defaults: the paper's model family and optimiser (the image regions' attention over the words beside the mean
+region, then a two-layer BiLSTM; hidden 30, lr 1e-3, batch 32, up to 100 epochs, dropout, early stopping on
+the validation set, a 7:2:1 split, five seeds averaged), trained the way a
 50-trial `sf tune` study and 5-seed reruns chose on VISUELLE's validation split (docs/tuning-log.md): L1 on
 log(1 + units / ū), weight decay 1e-4, no weight averaging and popularity signals of earlier products
 (`--refit` adds a refit on train + validation; off, as the nested protocol chose). The paper's exact recipe (MSE on units / ū, no popularity) is the preset
