@@ -2,8 +2,8 @@
 
 The in-loop variant does what GTM-Transformer's training code does each batch: open and decode the
 images, resize and normalise them, run the frozen CNN, then the trainable part. The cached variant reads
-the same products' features from memory (sf's stage 2). Same products, same model (sf: biattn + BiLSTM, the fusion its figures were measured with),
-same batch size, same device. The backbone has random weights (speed does not depend on the values).
+the same products' features from memory (sf's stage 2). Same products, same model (sf: biattn + BiLSTM, the
+fusion its figures were measured with), same batch size, same device. The backbone has random weights (speed does not depend on the values).
 
     python bench/train.py                       # 64 products, resnet101, CPU
     python bench/train.py --products 128 --backbone resnet18 --images ../shared/data/visuelle/images

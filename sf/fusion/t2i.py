@@ -18,11 +18,17 @@ class OneWayAttention(Fusion):
         super().__init__(**kw)
         self.combine = nn.Linear(self.width, self.out_dim)
 
+    def pooled(self, att: dict[str, torch.Tensor], regions: torch.Tensor) -> list[torch.Tensor]:
+        """What W_F reads, concatenated: the kept direction's pooled vector (a variant may add more)."""
+        return [att[f"u_{self.direction}"]]
+
     def forward(self, batch: dict[str, torch.Tensor]) -> FusionOutput:
         vt, tmask = self.text_tokens(batch)
-        att = cross_attention(vt, tmask, self.image_tokens(batch))
+        vi = self.image_tokens(batch)
+        att = cross_attention(vt, tmask, vi)
         maps = self.full_length({self.direction: att[self.direction]}, batch["text_mask"].shape[1])
-        return FusionOutput(self.drop(nn.functional.gelu(self.combine(att[f"u_{self.direction}"]))), maps)
+        fused = nn.functional.gelu(self.combine(torch.cat(self.pooled(att, vi), dim=1)))
+        return FusionOutput(self.drop(fused), maps)
 
 
 @register_fusion("t2i", "one-way attention: words attend to image regions (the image as seen by the text)")
