@@ -267,7 +267,7 @@ def test_checkpoints_record_every_model_argument_and_old_ones_load(fake, tmp_pat
 
     *_, parts = fake
     tr, va = parts["train"], parts["val"]
-    fitted = fit("sf", tr, va, replace(FAST, epochs=1), seed=0)
+    fitted = fit("sf", tr, va, replace(FAST, epochs=1, hparams={"fused_dropout": 0.3}), seed=0)
     path = save_checkpoint(tmp_path / "new.pt", fitted, FAST, {}, tr.attribute_vocab)
     assert torch.load(path, weights_only=True)["hparams"]["layers"] == 2
     assert load_checkpoint(path).model.head.rnn.num_layers == 2
@@ -282,29 +282,57 @@ def test_checkpoints_record_every_model_argument_and_old_ones_load(fake, tmp_pat
     one.model.mc_passes = 0  # what such a model did: one pass without dropout
     np.testing.assert_array_equal(predict(loaded, va), predict(one, va))
 
+    # Written before fused_dropout (2026-12-01): its MC passes never silenced the fused vector, whatever the
+    # default is now.
+    payload = torch.load(path, weights_only=True)
+    del payload["hparams"]["fused_dropout"]
+    torch.save(payload, path)
+    loaded = load_checkpoint(path)
+    assert loaded.model.fused_dropout == 0.0 and loaded.model.mc_passes > 0
+    fitted.model.fused_dropout = 0.0
+    np.testing.assert_array_equal(predict(loaded, va), predict(fitted, va))
 
-def test_modality_dropout_silences_whole_blocks_per_product_only_while_dropout_is_on(fake):
-    """sf's modality dropout zeroes a product's whole fused / trends / popularity block, never part of one, at
-    about the asked rate while training (and in MC passes), and leaves the block alone otherwise."""
+
+def _static_blocks(model, batch_of):
+    """The head's input split into sf's fused vector F, trends summary z and popularity summary p (B, d each)."""
+    seen = {}
+    handle = model.head.register_forward_pre_hook(lambda _, args: seen.update(x=args[0][:, 0].detach()))
+    model(batch_of)
+    handle.remove()
+    d = model.fusion.out_dim
+    return seen["x"][:, :d], seen["x"][:, d:2 * d], seen["x"][:, 2 * d:3 * d]
+
+
+def test_block_dropout_silences_whole_blocks_per_product_only_while_dropout_is_on(fake):
+    """sf's fused-vector dropout zeroes a product's whole F (never part of it, never the trends or popularity
+    blocks) at about its rate; modality dropout zeroes F, z and p each; both only while dropout is on."""
+    from sf.forecast.batching import TensorInputs
+
     *_, parts = fake
     tr, va = parts["train"], parts["val"]
-    fitted = fit("sf", tr, va, replace(FAST, epochs=1, hparams={"modality_dropout": 0.3}), seed=0)
+    fitted = fit("sf", tr, va, replace(FAST, epochs=1, hparams={"fused_dropout": 0.4}), seed=0)
     model = fitted.model
-    block = torch.rand(4000, 6) + 0.5
+    big = tr.take(np.resize(np.arange(len(tr)), 3000))
+    batch = TensorInputs.for_model(big, model, fitted.y_scale).batch_all()
+    assert model.summarise_lookback and model.popularity is not None  # all three blocks are there
+    silent = lambda block: (block == 0).all(1).float().mean().item()  # noqa: E731
     model.train()
     torch.manual_seed(0)
-    out = model.drop_modality(block)
-    silent = (out == 0).all(1)
-    assert torch.equal(out[~silent], block[~silent]) and ((out == 0).any(1) == silent).all()
-    assert 0.27 < silent.float().mean().item() < 0.33
+    f, z, p = _static_blocks(model, batch)
+    assert 0.36 < silent(f) < 0.44 and silent(z) == 0 and silent(p) == 0
     model.eval()
-    assert torch.equal(model.drop_modality(block), block)
+    f, z, p = _static_blocks(model, batch)
+    assert silent(f) == 0
     model.train()
-    model.modality_dropout = 0.0
-    assert torch.equal(model.drop_modality(block), block)
+    model.fused_dropout, model.modality_dropout = 0.0, 0.3
+    f, z, p = _static_blocks(model, batch)
+    assert all(0.26 < silent(b) < 0.34 for b in (f, z, p))
+    model.fused_dropout = model.modality_dropout = 0.0
+    assert silent(_static_blocks(model, batch)[0]) == 0
     model.eval()
-    with pytest.raises(SfError, match="modality_dropout"):
-        fit("sf", tr, va, replace(FAST, epochs=1, hparams={"modality_dropout": 1.0}), seed=0)
+    for name in ("modality_dropout", "fused_dropout"):
+        with pytest.raises(SfError, match=name):
+            fit("sf", tr, va, replace(FAST, epochs=1, hparams={name: 1.0}), seed=0)
 
 
 def test_mc_dropout_forecast_is_the_mean_of_dropout_passes_and_reproducible(fake):

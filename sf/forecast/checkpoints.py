@@ -74,9 +74,10 @@ def store_fingerprint(attrs: dict) -> dict:
 
 
 # Defaults a model had before they changed, for checkpoints that did not record them: sf's head had one
-# BiLSTM layer until 2026-11-30 and forecast in one pass without dropout until 2026-11-30 (mc_passes).
-# Checkpoints record every constructor argument since (resolved_hparams).
-LEGACY_DEFAULTS: dict[str, dict] = {"sf": {"layers": 1, "mc_passes": 0}}
+# BiLSTM layer until 2026-11-30 and forecast in one pass without dropout until 2026-11-30 (mc_passes); checkpoints
+# record every constructor argument since (resolved_hparams). Arguments added later are absent from those records:
+# fused_dropout (2026-12-01) was 0 before it existed.
+LEGACY_DEFAULTS: dict[str, dict] = {"sf": {"layers": 1, "mc_passes": 0, "fused_dropout": 0.0}}
 
 
 def resolved_hparams(model_name: str, hparams: dict) -> dict:

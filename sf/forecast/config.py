@@ -207,7 +207,7 @@ def _coerce(name: str, value, source: str):
 PRESETS: dict[str, dict] = {
     "paper": {"model": "sf", "fusion": "biattn", "head": "bilstm", "hidden": 30, "dropout": 0.2, "loss": "mse",
               "target": "scaled", "popularity": False, "ema": 0.0, "lr": 1e-3, "batch_size": 32, "weight_decay": 0.0,
-              "refit": False, "hparams": {"layers": 1, "mc_passes": 0}},
+              "refit": False, "hparams": {"layers": 1, "mc_passes": 0, "fused_dropout": 0.0}},
 }
 
 
