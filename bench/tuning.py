@@ -51,12 +51,15 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-def nested_split(prepared) -> dict[str, list[str]]:
-    """The time split repeated inside the training products: train -> (train, val), and val becomes test."""
+def nested_split(prepared, gap: bool = False) -> dict[str, list[str]]:
+    """The time split repeated inside the training products: train -> (train, val), and val becomes test.
+
+    With `gap`, the inner split is 70 / 20 / 10 and its last 10% are left out, so the real validation products
+    are forecast as the season after a gap (tuning-log row 76's "next season")."""
     from sf.forecast.splits import make_split
 
     train = prepared.parts["train"]
-    inner = make_split(train, "time", fractions=(0.78, 0.22, 0.0))
+    inner = make_split(train, "time", fractions=(0.7, 0.2, 0.1) if gap else (0.78, 0.22, 0.0))
     ids = np.asarray(train.product_ids, dtype=object)
     return {"train": list(ids[inner["train"]]), "val": list(ids[inner["val"]]),
             "test": list(prepared.parts["val"].product_ids)}
@@ -72,6 +75,9 @@ def main() -> None:
     ap.add_argument("--nested", action="store_true",
                     help="carve validation out of the training products by time and report the real validation "
                     "products as 'test': how choices about the final fit itself (e.g. refit) are made honestly")
+    ap.add_argument("--gap", action="store_true",
+                    help="with --nested: leave the inner split's latest 10%% out (70 / 20 / 10), so 'test' is the "
+                    "season after a gap, as a retailer forecasts the next season (tuning-log row 76)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra override for every variant (TOML value; hparams.X for a model argument)")
     args = ap.parse_args()
@@ -83,7 +89,7 @@ def main() -> None:
     prepared = engine.prepare(replace(base, refit=True), inputs=inputs, store_attrs=attrs, label=args.data.name)
     if args.nested:
         prepared = engine.prepare(replace(base, refit=True), inputs=inputs, store_attrs=attrs, label=args.data.name,
-                                  split=nested_split(prepared))
+                                  split=nested_split(prepared, args.gap))
     parts = prepared.parts
     print(f"loaded + split in {time.perf_counter() - t:.0f} s: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items()))
     for name in args.variants.split(","):
@@ -93,7 +99,7 @@ def main() -> None:
         seeds = [engine.train_seed(cfg, prepared, seed) for seed in cfg.seed_list]
         epochs = [r.best_epoch for r in seeds]
         row = {"variant": name, "overrides": over, "data": args.data.name, "split_id": prepared.split_id,
-               "nested": args.nested,
+               "nested": args.nested, "gap": args.gap,
                "seeds": cfg.seed_list, "best_epoch": epochs, "seconds": time.perf_counter() - t}
         for split in ("val", "test"):
             p = parts[split]

@@ -1,4 +1,4 @@
-"""Tuning-log rows 24–26, 43 and 72: extra popularity signals tried for sf and not kept (none beat the defaults on validation).
+"""Tuning-log rows 24–26, 43, 72 and 87: extra popularity signals tried for sf and not kept (none beat the defaults on validation).
 
     nice -n 10 python bench/experiments/extra_signals.py --signal knn --variants default --seeds 5 \
         --features /work/cache/visuelle_efficientnet_lite0.h5 --data /work/cache/data/visuelle
@@ -18,6 +18,9 @@ ran with the recent-sales signals on, sf's default then: add `--set recent_sales
     launch     the launch the product is part of: log(1 + number of products of the dataset released the same
                day), and per attribute log(1 + those with the product's value). The retailer's own launch plan
                for that day, known on it; no sales are read
+    pairs      per pair of attributes: mean level and log(1 + count) of the products sharing both of the
+               product's values (all sold by the release, and those sold in the last year): interactions
+               such as category x colour, which the per-attribute signals average away
     nowcast    how the products launched in the last 6 / 13 weeks are selling so far: per window, overall and per
                attribute value, log(units sold in their complete weeks before the release / units expected at
                their age) and log(1 + their count); the expectation is the reference's mean cumulative share of a
@@ -109,6 +112,32 @@ def seasonal_columns(inp, ref, chunk: int = 512) -> np.ndarray:
     return out
 
 
+def pairs_columns(inp, ref, chunk: int = 512) -> np.ndarray:
+    """Per pair of attributes (a, b): mean level and log(1 + count) of the reference products sold by the
+    release (all of them / those whose sales came in during the last year) that share both of p's values."""
+    n, a = len(inp), inp.attributes.shape[1]
+    pairs = [(j, k) for j in range(a) for k in range(j + 1, a)]
+    out = np.zeros((n, 4 * len(pairs)), np.float32)
+    out[:, 0::2] = ref.overall
+    known, days = ~np.isnat(inp.release), _days(inp)
+    for lo in range(0, n, chunk):
+        rows = np.arange(lo, min(lo + chunk, n))
+        rows = rows[known[rows]]
+        if not len(rows):
+            continue
+        sold = days[rows, None] >= ref.known_day[None, :]
+        year = sold & (days[rows, None] - ref.known_day[None, :] < P.YEAR)
+        same = [(ref.attributes[None, :, j] == inp.attributes[rows, j][:, None]) & (inp.attributes[rows, j][:, None] > 0)
+                for j in range(a)]
+        for i, (j, k) in enumerate(pairs):
+            both = same[j] & same[k]
+            for w, window in enumerate((sold, year)):
+                m = both & window
+                c = 4 * i + 2 * w
+                out[rows, c], out[rows, c + 1] = P._mean(m, ref), np.log1p(m.sum(1))
+    return out
+
+
 NOWCAST_WEEKS = (6, 13)
 
 
@@ -169,18 +198,20 @@ def launch_columns(inp) -> np.ndarray:
 
 def main() -> None:
     if "--signal" not in sys.argv:
-        sys.exit("--signal knn|knn_shape|seasonal|launch|nowcast is required (then bench/tuning.py's arguments)")
+        sys.exit("--signal knn|knn_shape|seasonal|launch|nowcast|pairs is required (then bench/tuning.py's arguments)")
     at = sys.argv.index("--signal")
     signal = sys.argv[at + 1]
     del sys.argv[at : at + 2]
-    if signal not in ("knn", "knn_shape", "seasonal", "launch", "nowcast"):
-        sys.exit(f"--signal {signal!r}: knn, knn_shape, seasonal, launch or nowcast")
+    if signal not in ("knn", "knn_shape", "seasonal", "launch", "nowcast", "pairs"):
+        sys.exit(f"--signal {signal!r}: knn, knn_shape, seasonal, launch, nowcast or pairs")
 
     def features(inp, ref, chunk=512):
         if signal == "launch":
             return np.concatenate([_plain_features(inp, ref, chunk), launch_columns(inp)], 1)
         if signal == "nowcast":
             return np.concatenate([_plain_features(inp, ref, chunk), nowcast_columns(inp, ref)], 1)
+        if signal == "pairs":
+            return np.concatenate([_plain_features(inp, ref, chunk), pairs_columns(inp, ref)], 1)
         extra = seasonal_columns(inp, ref) if signal == "seasonal" else knn_columns(inp, ref, signal == "knn_shape")
         return np.concatenate([_plain_features(inp, ref, chunk), extra], 1)
 
