@@ -93,18 +93,29 @@ def knn_columns(inp, ref, shape: bool, chunk: int = 512) -> np.ndarray:
     return np.concatenate(cols_all).astype(np.float32)
 
 
-def seasonal_columns(inp, ref, chunk: int = 512) -> np.ndarray:
-    n, a = len(inp), inp.attributes.shape[1]
-    out = np.zeros((n, 2 * a), np.float32)
+def _no_evidence(n: int, width: int, ref) -> np.ndarray:
+    """(n, width) signals as (level, log(1 + count)) column pairs, all "no evidence": the overall level, count 0."""
+    out = np.zeros((n, width), np.float32)
     out[:, 0::2] = ref.overall
+    return out
+
+
+def _dated_chunks(inp, chunk: int):
+    """(rows, their release days) over the products with a known release date, `chunk` rows of `inp` at a time."""
     known, days = ~np.isnat(inp.release), _days(inp)
-    for lo in range(0, n, chunk):
-        rows = np.arange(lo, min(lo + chunk, n))
+    for lo in range(0, len(inp), chunk):
+        rows = np.arange(lo, min(lo + chunk, len(inp)))
         rows = rows[known[rows]]
-        if not len(rows):
-            continue
-        age = days[rows, None] - ref.release_day[None, :]
-        near = (days[rows, None] >= ref.known_day[None, :]) & (np.abs(age - P.YEAR) <= WINDOW)
+        if len(rows):
+            yield rows, days[rows]
+
+
+def seasonal_columns(inp, ref, chunk: int = 512) -> np.ndarray:
+    a = inp.attributes.shape[1]
+    out = _no_evidence(len(inp), 2 * a, ref)
+    for rows, days in _dated_chunks(inp, chunk):
+        age = days[:, None] - ref.release_day[None, :]
+        near = (days[:, None] >= ref.known_day[None, :]) & (np.abs(age - P.YEAR) <= WINDOW)
         for j in range(a):
             codes = inp.attributes[rows, j]
             same = near & (ref.attributes[None, :, j] == codes[:, None]) & (codes[:, None] > 0)
@@ -115,26 +126,18 @@ def seasonal_columns(inp, ref, chunk: int = 512) -> np.ndarray:
 def pairs_columns(inp, ref, chunk: int = 512) -> np.ndarray:
     """Per pair of attributes (a, b): mean level and log(1 + count) of the reference products sold by the
     release (all of them / those whose sales came in during the last year) that share both of p's values."""
-    n, a = len(inp), inp.attributes.shape[1]
+    a = inp.attributes.shape[1]
     pairs = [(j, k) for j in range(a) for k in range(j + 1, a)]
-    out = np.zeros((n, 4 * len(pairs)), np.float32)
-    out[:, 0::2] = ref.overall
-    known, days = ~np.isnat(inp.release), _days(inp)
-    for lo in range(0, n, chunk):
-        rows = np.arange(lo, min(lo + chunk, n))
-        rows = rows[known[rows]]
-        if not len(rows):
-            continue
-        sold = days[rows, None] >= ref.known_day[None, :]
-        year = sold & (days[rows, None] - ref.known_day[None, :] < P.YEAR)
+    out = _no_evidence(len(inp), 4 * len(pairs), ref)
+    for rows, days in _dated_chunks(inp, chunk):
+        sold = days[:, None] >= ref.known_day[None, :]
+        year = sold & (days[:, None] - ref.known_day[None, :] < P.YEAR)
         same = [(ref.attributes[None, :, j] == inp.attributes[rows, j][:, None]) & (inp.attributes[rows, j][:, None] > 0)
                 for j in range(a)]
         for i, (j, k) in enumerate(pairs):
-            both = same[j] & same[k]
             for w, window in enumerate((sold, year)):
-                m = both & window
-                c = 4 * i + 2 * w
-                out[rows, c], out[rows, c + 1] = P._mean(m, ref), np.log1p(m.sum(1))
+                m = same[j] & same[k] & window
+                out[rows, 4 * i + 2 * w], out[rows, 4 * i + 2 * w + 1] = P._mean(m, ref), np.log1p(m.sum(1))
     return out
 
 
@@ -196,24 +199,28 @@ def launch_columns(inp) -> np.ndarray:
     return np.where(known[:, None], np.stack(cols, 1), 0.0).astype(np.float32)
 
 
+# --signal NAME -> the columns appended to the model's popularity input
+COLUMNS = {
+    "knn": lambda inp, ref: knn_columns(inp, ref, shape=False),
+    "knn_shape": lambda inp, ref: knn_columns(inp, ref, shape=True),
+    "seasonal": seasonal_columns,
+    "launch": lambda inp, ref: launch_columns(inp),
+    "nowcast": nowcast_columns,
+    "pairs": pairs_columns,
+}
+
+
 def main() -> None:
     if "--signal" not in sys.argv:
-        sys.exit("--signal knn|knn_shape|seasonal|launch|nowcast|pairs is required (then bench/tuning.py's arguments)")
+        sys.exit(f"--signal {'|'.join(COLUMNS)} is required (then bench/tuning.py's arguments)")
     at = sys.argv.index("--signal")
     signal = sys.argv[at + 1]
     del sys.argv[at : at + 2]
-    if signal not in ("knn", "knn_shape", "seasonal", "launch", "nowcast", "pairs"):
-        sys.exit(f"--signal {signal!r}: knn, knn_shape, seasonal, launch, nowcast or pairs")
+    if signal not in COLUMNS:
+        sys.exit(f"--signal {signal!r}: one of {', '.join(COLUMNS)}")
 
     def features(inp, ref, chunk=512):
-        if signal == "launch":
-            return np.concatenate([_plain_features(inp, ref, chunk), launch_columns(inp)], 1)
-        if signal == "nowcast":
-            return np.concatenate([_plain_features(inp, ref, chunk), nowcast_columns(inp, ref)], 1)
-        if signal == "pairs":
-            return np.concatenate([_plain_features(inp, ref, chunk), pairs_columns(inp, ref)], 1)
-        extra = seasonal_columns(inp, ref) if signal == "seasonal" else knn_columns(inp, ref, signal == "knn_shape")
-        return np.concatenate([_plain_features(inp, ref, chunk), extra], 1)
+        return np.concatenate([_plain_features(inp, ref, chunk), COLUMNS[signal](inp, ref)], 1)
 
     if signal in ("knn", "knn_shape"):
         P.PopularityReference.from_inputs = classmethod(_reference_with_embeddings)
