@@ -318,9 +318,17 @@ def test_block_dropout_silences_whole_blocks_per_product_only_while_dropout_is_o
     silent = lambda block: (block == 0).all(1).float().mean().item()  # noqa: E731
     model.train()
     torch.manual_seed(0)
+    # The mechanism on a block of its own: whole rows or nothing (F itself also has elementwise dropout).
+    block = torch.rand(4000, 6) + 0.5
+    out = model.drop_block(block, 0.3)
+    rows = (out == 0).all(1)
+    assert torch.equal(out[~rows], block[~rows]) and ((out == 0).any(1) == rows).all()
+    assert 0.27 < rows.float().mean().item() < 0.33
+    assert torch.equal(model.drop_block(block, 0.0), block)
     f, z, p = _static_blocks(model, batch)
     assert 0.36 < silent(f) < 0.44 and silent(z) == 0 and silent(p) == 0
     model.eval()
+    assert torch.equal(model.drop_block(block, 0.3), block)
     f, z, p = _static_blocks(model, batch)
     assert silent(f) == 0
     model.train()
