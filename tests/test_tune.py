@@ -48,7 +48,7 @@ def test_study_writes_best_config_that_sf_train_reads(tmp_path, fake):
     assert cfg.lr == result.best_params["lr"] and cfg.hidden == result.best_params["hidden"]
     # settings not searched are kept; a searched model argument is merged into them
     assert cfg.epochs == 2 and cfg.hparams == {"attribute_dim": 4, **{k: result.best_params[k] for k in (
-        "layers", "modality_dropout", "skip")}}
+        "layers", "modality_dropout", "fused_dropout", "skip")}}
 
 
 def test_study_resumes_and_refuses_other_settings(tmp_path, fake):
@@ -98,7 +98,8 @@ class _Trial:
         self.prune_at = prune_at
         self.fixed = optuna.trial.FixedTrial({"lr": 1e-3, "batch_size": 16, "weight_decay": 0.0, "target": "log",
                                               "dropout": 0.1, "hidden": 16, "fusion": "t2i", "popularity": True,
-                                              "layers": 1, "modality_dropout": 0.0, "skip": False})
+                                              "layers": 1, "modality_dropout": 0.0, "fused_dropout": 0.0,
+                                              "skip": False})
 
     def __getattr__(self, name):
         return getattr(self.fixed, name)

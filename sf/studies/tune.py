@@ -51,10 +51,12 @@ def _sf(trial) -> dict:
     return {**_common(trial), "hidden": trial.suggest_categorical("hidden", [16, 30, 48, 64]),
             "fusion": trial.suggest_categorical("fusion", ["i2t_image", "biattn", "t2i", "i2t"]),
             "popularity": trial.suggest_categorical("popularity", [False, True]),
-            # Modality dropout gained on VISUELLE and cost the demo; the head's skip did the reverse (tuning log,
-            # rows 61 and 65): choices for a study of the catalogue at hand, off in the defaults.
+            # Modality and fused-vector dropout gained on VISUELLE and cost the demo; the head's skip did the
+            # reverse (tuning log, rows 61, 65 and 88): choices for a study of the catalogue at hand, off in the
+            # defaults. With modality dropout on, the fused vector is dropped at the larger of the two rates.
             "hparams": {"layers": trial.suggest_categorical("layers", [1, 2]),
                         "modality_dropout": trial.suggest_categorical("modality_dropout", [0.0, 0.2]),
+                        "fused_dropout": trial.suggest_categorical("fused_dropout", [0.0, 0.2]),
                         "skip": trial.suggest_categorical("skip", [False, True])}}
 
 
