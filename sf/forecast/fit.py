@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sf import keyed_noise
 from sf.device import resolve_device
 from sf.errors import SfError
 from sf.forecast.batching import TensorInputs, decode_target
@@ -275,16 +276,28 @@ def _mc_dropout(model: nn.Module, forecast: Callable[[torch.Tensor], np.ndarray]
                 seed: int) -> np.ndarray:
     """Each product's forecast: the mean of `passes` forecasts with dropout on (MC dropout), in units.
 
-    A product's passes run as one batch of its copies after seeding from the fit's seed and the product's id,
-    so its forecast depends on nothing else in the call (not on the rows around it) and the same product always
-    gets the same forecast; the caller's random state is left as it was."""
+    A product's draws are seeded from the fit's seed and the product's id, so its forecast depends on nothing
+    else in the call (not on the rows around it) and the same product always gets the same forecast; the
+    caller's random state is left as it was. A model whose draws are keyed per product (sf.keyed_noise) runs
+    the passes of as many products per forward call as fit in EVAL_BATCH rows; any other model one product's
+    passes per call, seeded from the global stream."""
+    seeds = [MC_SEED + 1_000_003 * seed + zlib.crc32(str(key).encode()) for key in keys]
     device = next(model.parameters()).device
     out = []
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         model.train()
         try:
-            for i, key in enumerate(keys):
-                torch.manual_seed(MC_SEED + 1_000_003 * seed + zlib.crc32(str(key).encode()))
+            if getattr(model, "keyed_draws", False):
+                per_call = max(1, EVAL_BATCH // passes)
+                for start in range(0, len(keys), per_call):
+                    chunk = seeds[start:start + per_call]
+                    rows = torch.arange(start, start + len(chunk)).repeat_interleave(passes)
+                    with keyed_noise.keyed_rows(chunk, passes):
+                        f = forecast(rows)
+                    out.append(f.reshape(len(chunk), passes, *f.shape[1:]).mean(axis=1))
+                return np.concatenate(out)
+            for i, s in enumerate(seeds):
+                torch.manual_seed(s)
                 out.append(forecast(torch.full((passes,), i, dtype=torch.long)).mean(axis=0))
         finally:
             model.eval()

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from sf import keyed_noise
 from sf.registry import Entry, Registry
 
 
@@ -71,7 +72,7 @@ class Fusion(nn.Module):
         if self.uses_tokens:
             self.image_pos = _small(regions, width)
             self.text_pos = _small(text_len, width)
-        self.drop = nn.Dropout(dropout)
+        self.drop = keyed_noise.Dropout(dropout)
 
     @property
     def reads(self) -> frozenset[str]:

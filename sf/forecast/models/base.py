@@ -64,6 +64,9 @@ class ForecastModel(nn.Module):
 
     exog_future: bool = False
     mc_passes: int = 0  # > 0: the forecast is the mean of this many passes with dropout on (sf.forecast.fit.predict)
+    # True: every random draw of the model in training mode goes through sf.keyed_noise, so its MC-dropout passes
+    # run many products per batch, each product's draws its own (sf.forecast.fit._mc_dropout).
+    keyed_draws: bool = False
 
     @property
     def reads(self) -> frozenset[str]:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sf import keyed_noise
 from sf.forecast.models.base import Dims, ForecastModel, register_model
 from sf.forecast.heads import create_head
 from sf.fusion import create_fusion
@@ -51,6 +52,7 @@ from sf.fusion import create_fusion
 
 @register_model("sf", "fusion of cached image regions and words (i2t_image by default) + (Bi)LSTM head over the horizon")
 class SFModel(ForecastModel):
+    keyed_draws = True  # every draw below, the fusion's and the head's go through sf.keyed_noise
     def __init__(self, dims: Dims, hidden: int = 30, dropout: float = 0.2, fusion: str = "i2t_image",
                  head: str = "bilstm", width: int | None = None, layers: int = 2, use_exog: bool = True,
                  exog_future: bool = False, use_attributes: bool = True, attribute_dim: int = 8, attribute_dropout: float = 0.1,
@@ -99,7 +101,7 @@ class SFModel(ForecastModel):
         Not rescaled: zero means "this source is silent", the value a product without it would see."""
         if not self.training or rate == 0:
             return block
-        return block * (torch.rand(block.shape[0], 1, device=block.device) >= rate)
+        return block * (keyed_noise.rand((block.shape[0], 1), block.device) >= rate)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         fused, _ = self.fusion(batch)
@@ -113,7 +115,7 @@ class SFModel(ForecastModel):
             static.append(self.drop_block(p, self.modality_dropout))
         codes = batch["attributes"]
         if self.training and self.attribute_dropout > 0 and len(self.attributes):
-            codes = codes.masked_fill(torch.rand(codes.shape, device=codes.device) < self.attribute_dropout, 0)
+            codes = codes.masked_fill(keyed_noise.rand(codes.shape, codes.device) < self.attribute_dropout, 0)
         static += [emb(codes[:, j]) for j, emb in enumerate(self.attributes)]
         static = torch.cat(static, dim=1)
         steps = [static[:, None, :].expand(-1, h, -1), batch["calendar"]]
