@@ -1,13 +1,15 @@
 """What sf's MC-dropout forecast costs against one pass, and that it keeps its promises on this device.
 
-sf reads its forecast as the mean of `mc_passes` passes with dropout on, each product's passes one batch of its
-copies seeded by the fit's seed and the product's id (sf.forecast.fit._mc_dropout). This fits sf for a few
-epochs on a synthetic catalogue (the tests' generator), then times `predict` on every product with 0 and 20
-passes, and checks that the MC forecast is reproducible and that a product's forecast is the same when it is
-predicted alone or among the others.
+sf reads its forecast as the mean of `mc_passes` passes with dropout on, each product's draws seeded by the fit's
+seed and the product's id (sf.forecast.fit._mc_dropout; the passes of several products per forward call since
+2026-12-01, sf.keyed_noise). This fits sf for a few epochs on a synthetic catalogue (the tests' generator) or on
+a real store's time split (--features, --data), then times `predict` on every product with 0 and 20 passes, and
+checks that the MC forecast is reproducible and that a product's forecast is the same when it is predicted
+alone or among the others.
 
     python bench/mc_predict.py --products 2000 --device cpu
     python bench/mc_predict.py --products 5000 --device cuda --json runs/bench/mc_predict.json
+    python bench/mc_predict.py --features cache/visuelle_efficientnet_lite0.h5 --data data/visuelle
 """
 
 from __future__ import annotations
@@ -49,13 +51,20 @@ def main(argv=None) -> None:
     ap.add_argument("--passes", type=int, default=20)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--features", type=Path, help="a real store (with --data): time its validation products")
+    ap.add_argument("--data", type=Path)
     a = ap.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        root, store = make_dataset(Path(tmp) / "d", n=a.products, horizon=12, c=64, d=32)
-        inp = build_inputs(load_dataset(root), load_features(store))
+    if a.features:
+        inp = build_inputs(load_dataset(a.data), load_features(a.features))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            root, store = make_dataset(Path(tmp) / "d", n=a.products, horizon=12, c=64, d=32)
+            inp = build_inputs(load_dataset(root), load_features(store))
     split = make_split(inp, "time")
     tr, va = inp.take(split["train"]), inp.take(split["val"])
+    if a.features:
+        inp = va
     cfg = TrainConfig(epochs=2, patience=2, device=a.device, threads=1)
     fitted = fit("sf", tr, va, replace(cfg, hparams={"mc_passes": a.passes}), seed=0)
 
