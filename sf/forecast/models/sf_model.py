@@ -53,6 +53,7 @@ from sf.fusion import create_fusion
 @register_model("sf", "fusion of cached image regions and words (i2t_image by default) + (Bi)LSTM head over the horizon")
 class SFModel(ForecastModel):
     keyed_draws = True  # every draw below, the fusion's and the head's go through sf.keyed_noise
+
     def __init__(self, dims: Dims, hidden: int = 30, dropout: float = 0.2, fusion: str = "i2t_image",
                  head: str = "bilstm", width: int | None = None, layers: int = 2, use_exog: bool = True,
                  exog_future: bool = False, use_attributes: bool = True, attribute_dim: int = 8, attribute_dropout: float = 0.1,
