@@ -55,10 +55,10 @@ VARIANTS: dict[str, dict] = {
 FIRST_WEEKS = 6
 
 
-def wape_first(part, point: np.ndarray, weeks: int) -> float:
-    """Pooled WAPE (%) of point forecasts (N, H) over the first `weeks` weeks of `part`'s observed cells."""
-    m = part.y_mask[:, :weeks]
-    return float(100 * (np.abs(point[:, :weeks] - part.y[:, :weeks]) * m).sum() / max((part.y[:, :weeks] * m).sum(), 1e-9))
+def first_weeks_wape(part, forecast: np.ndarray, hit_threshold: float, quantiles) -> float:
+    """Pooled WAPE of `forecast` over `part`'s first FIRST_WEEKS weeks (sf's metrics on those weeks' cells)."""
+    w = FIRST_WEEKS
+    return compute_metrics(part.y[:, :w], forecast[:, :w], part.y_mask[:, :w], hit_threshold, quantiles)["WAPE"]
 
 
 def nested_split(prepared, gap: bool = False) -> dict[str, list[str]]:
@@ -118,11 +118,12 @@ def main() -> None:
             ens = compute_metrics(p.y, ensemble, p.y_mask, prepared.hit_threshold, seeds[0].quantiles or None)["WAPE"]
             point = point_forecast(ensemble, seeds[0].quantiles or ())
             bias = float((point * p.y_mask).sum() / max((p.y * p.y_mask).sum(), 1e-9))
-            first = [wape_first(p, point_forecast(r.forecasts[split], r.quantiles or ()), FIRST_WEEKS) for r in seeds]
+            q = seeds[0].quantiles or None
+            first = [first_weeks_wape(p, r.forecasts[split], prepared.hit_threshold, q) for r in seeds]
             row[split] = {"mean": float(np.mean(wape)), "std": float(np.std(wape, ddof=1)) if len(wape) > 1 else 0.0,
                           "per_seed": wape, "ensemble": ens, "bias": bias,
                           f"wape{FIRST_WEEKS}": {"mean": float(np.mean(first)), "per_seed": first,
-                                                 "ensemble": wape_first(p, point, FIRST_WEEKS)}}
+                                                 "ensemble": first_weeks_wape(p, ensemble, prepared.hit_threshold, q)}}
         first = {s: row[s][f"wape{FIRST_WEEKS}"] for s in ("val", "test")}
         print(f"{name:28s} val {row['val']['mean']:5.1f} ± {row['val']['std']:.1f} (ens {row['val']['ensemble']:.1f})  "
               f"test {row['test']['mean']:5.1f} ± {row['test']['std']:.1f} (ens {row['test']['ensemble']:.1f})  "
