@@ -63,8 +63,7 @@ def main(argv=None) -> None:
             inp = build_inputs(load_dataset(root), load_features(store))
     split = make_split(inp, "time")
     tr, va = inp.take(split["train"]), inp.take(split["val"])
-    if a.features:
-        inp = va
+    inp = va if a.features else inp  # a real store: the products sf train would score (validation)
     cfg = TrainConfig(epochs=2, patience=2, device=a.device, threads=1)
     fitted = fit("sf", tr, va, replace(cfg, hparams={"mc_passes": a.passes}), seed=0)
 

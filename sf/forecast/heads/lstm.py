@@ -43,12 +43,13 @@ class LSTMHead(Head):
     def _layer_by_layer(self, x: torch.Tensor) -> torch.Tensor:
         """nn.LSTM's stack, each layer its own op, keyed dropout on every layer's output but the last."""
         rnn, directions = self.rnn, 2 if self.bidirectional else 1
-        per_layer = len(rnn._flat_weights) // rnn.num_layers  # weights ordered layer by layer, direction by direction
         zeros = x.new_zeros(directions, x.shape[0], rnn.hidden_size)
         h = x
         for layer in range(rnn.num_layers):
             if layer:
                 h = keyed_noise.dropout(h, rnn.dropout, True)
-            weights = rnn._flat_weights[layer * per_layer:(layer + 1) * per_layer]
+            # all_weights: one list per (layer, direction), layer by layer, as torch.lstm takes them flat.
+            weights = [w for per_direction in rnn.all_weights[layer * directions:(layer + 1) * directions]
+                       for w in per_direction]
             h = torch.lstm(h, (zeros, zeros), weights, rnn.bias, 1, 0.0, True, self.bidirectional, True)[0]
         return h
