@@ -373,3 +373,22 @@ def test_mc_dropout_forecast_is_the_mean_of_dropout_passes_and_reproducible(fake
     assert np.abs(a - b).mean() < np.abs(one[0] - a).mean()
     with pytest.raises(SfError, match="mc_passes"):
         fit("sf", tr, va, replace(FAST, epochs=1, hparams={"mc_passes": -1}), seed=0)
+
+
+def test_mc_dropout_of_a_model_without_keyed_draws_runs_one_product_per_call(fake):
+    """A model whose dropout draws come from the global stream (ForecastModel.keyed_draws False) cannot share a
+    forward call with other products: its passes run one product at a time, seeded per product, and keep the same
+    promises (reproducible, independent of the other rows, the caller's random state untouched)."""
+    *_, parts = fake
+    tr, va = parts["train"], parts["val"]
+    fitted = fit("sf", tr, va, replace(FAST, epochs=2, hparams={"mc_passes": 8}), seed=3)
+    keyed = predict(fitted, va)
+    fitted.model.keyed_draws = False
+    torch.manual_seed(99)
+    state = torch.get_rng_state()
+    a = predict(fitted, va)
+    assert torch.equal(torch.get_rng_state(), state)
+    np.testing.assert_array_equal(a, predict(fitted, va))
+    rows = [3, 0]
+    np.testing.assert_array_equal(predict(fitted, va.take(rows)), a[rows])
+    assert np.abs(a - keyed).max() > 0  # the other path: the global stream's draws, not the keyed ones
