@@ -51,6 +51,10 @@ VARIANTS: dict[str, dict] = {
 }
 
 
+# What a bench/experiments script patched into sf for this process (it sets this before calling main): written into
+# every JSON line, since such a change is no config override.
+EXPERIMENT: dict = {}
+
 # The held-back test is scored over the first 6 weeks too (GTM's horizon): the same pooled WAPE on those weeks.
 FIRST_WEEKS = 6
 
@@ -111,6 +115,8 @@ def main() -> None:
         row = {"variant": name, "overrides": over, "data": args.data.name, "split_id": prepared.split_id,
                "nested": args.nested, "gap": args.gap,
                "seeds": cfg.seed_list, "best_epoch": epochs, "seconds": time.perf_counter() - t}
+        if EXPERIMENT:
+            row["experiment"] = EXPERIMENT
         for split in ("val", "test"):
             p = parts[split]
             wape = [r.metrics[split]["WAPE"] for r in seeds]

@@ -227,6 +227,7 @@ def main() -> None:
     P.popularity_features = F.popularity_features = features
     import tuning
 
+    tuning.EXPERIMENT = {"script": "extra_signals.py", "signal": signal}
     tuning.main()
 
 
