@@ -1,4 +1,5 @@
-"""Tuning-log round 12: a loss term on each product's level, and dropout on the trends' input; tried for sf.
+"""Tuning-log round 12: a loss term on each product's level, dropout on the trends' input and on the head's input, the
+log target's scale; tried for sf, none kept (rows 93-95, 102).
 
     LEVEL_AUX=0.5 EXOG_DROP=0.2 nice -n 10 python bench/experiments/level_and_trends.py --variants default \
         --seeds 5 --features /work/cache/visuelle_efficientnet_lite0.h5 --data /work/cache/data/visuelle
@@ -10,6 +11,10 @@ EXOG_DROP = p zeroes each of the 52 × K pre-release trend values that sf's tren
 probability p while dropout is on (training and the MC passes), drawn per product through sf.keyed_noise:
 that encoder is one linear map from 156 values, the largest input sf has. Both patch sf in this process
 only, then run bench/tuning.py with the remaining arguments.
+STATIC_DROP = p zeroes each element of the static vector [F; z; p; a] with probability p (inverted dropout) while
+dropout is on, one mask per product shared by every step (variational input dropout, as AWD-LSTM's on its inputs);
+sf drops inside the fusion and between the BiLSTM's layers but not the head's input. `--demo` runs
+bench/demo_models.py with the remaining arguments instead of bench/tuning.py (the demo trains in this process).
 TARGET_C = c trains on log(1 + units / (c ū)) instead of log(1 + units / ū) (and the popularity levels with it):
 the same per-cell median, but c > 1 weighs the cells more like units (WAPE's own weighting), c < 1 more like
 equal relative errors.
@@ -55,20 +60,62 @@ def with_exog_dropout(rate: float):
     return patched
 
 
-def main() -> None:
+def with_static_dropout(rate: float):
+    """SFModel.forward (sf/forecast/models/sf_model.py) with dropout on the static vector before it is expanded."""
+    from torch import nn
+
+    def forward(self, batch):
+        fused, _ = self.fusion(batch)
+        h, lb = self.dims.horizon, self.dims.lookback
+        static = [self.drop_block(fused, max(self.fused_dropout, self.modality_dropout))]
+        if self.summarise_lookback:
+            z = nn.functional.gelu(self.lookback(batch["exog"][:, :lb].flatten(1)))
+            static.append(self.drop_block(z, self.modality_dropout))
+        if self.popularity is not None:
+            p = nn.functional.gelu(self.popularity(batch["popularity"]))
+            static.append(self.drop_block(p, self.modality_dropout))
+        codes = batch["attributes"]
+        if self.training and self.attribute_dropout > 0 and len(self.attributes):
+            codes = codes.masked_fill(keyed_noise.rand(codes.shape, codes.device) < self.attribute_dropout, 0)
+        static += [emb(codes[:, j]) for j, emb in enumerate(self.attributes)]
+        static = keyed_noise.dropout(torch.cat(static, dim=1), rate, self.training)
+        steps = [static[:, None, :].expand(-1, h, -1), batch["calendar"]]
+        if self.exog_future:
+            steps.append(batch["exog"][:, lb:lb + h])
+        steps += [batch["obs"][..., None], batch["obs_mask"][..., None]]
+        return self.head(torch.cat(steps, dim=2))
+
+    return forward
+
+
+def apply_patches() -> dict:
+    """Patch sf as the environment says; returns what was patched (for the JSON lines)."""
     aux, drop = float(os.environ.get("LEVEL_AUX", 0)), float(os.environ.get("EXOG_DROP", 0))
+    static, c = float(os.environ.get("STATIC_DROP", 0)), float(os.environ.get("TARGET_C", 1))
     if aux:
         losses.Objective.loss_sum = with_level_term(aux)
+    if static:  # first: the trends' dropout wraps whatever forward is in place
+        sf_model.SFModel.forward = with_static_dropout(static)
     if drop:
         sf_model.SFModel.forward = with_exog_dropout(drop)
-    c = float(os.environ.get("TARGET_C", 1))
     if c != 1:
         scale = fit.target_scale
         fit.target_scale = lambda inp: c * scale(inp)
-    print(f"LEVEL_AUX={aux} EXOG_DROP={drop} TARGET_C={c}", flush=True)
+    return {"script": "level_and_trends.py", "LEVEL_AUX": aux, "EXOG_DROP": drop, "STATIC_DROP": static, "TARGET_C": c}
+
+
+def main() -> None:
+    patched = apply_patches()
+    print(" ".join(f"{k}={v}" for k, v in patched.items() if k != "script"), flush=True)
+    if "--demo" in sys.argv:
+        sys.argv.remove("--demo")
+        import demo_models
+
+        demo_models.main()
+        return
     import tuning
 
-    tuning.EXPERIMENT = {"script": "level_and_trends.py", "LEVEL_AUX": aux, "EXOG_DROP": drop, "TARGET_C": c}
+    tuning.EXPERIMENT = patched
     tuning.main()
 
 
