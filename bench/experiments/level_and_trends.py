@@ -61,31 +61,12 @@ def with_exog_dropout(rate: float):
 
 
 def with_static_dropout(rate: float):
-    """SFModel.forward (sf/forecast/models/sf_model.py) with dropout on the static vector before it is expanded."""
-    from torch import nn
+    static_vector = sf_model.SFModel.static_vector
 
-    def forward(self, batch):
-        fused, _ = self.fusion(batch)
-        h, lb = self.dims.horizon, self.dims.lookback
-        static = [self.drop_block(fused, max(self.fused_dropout, self.modality_dropout))]
-        if self.summarise_lookback:
-            z = nn.functional.gelu(self.lookback(batch["exog"][:, :lb].flatten(1)))
-            static.append(self.drop_block(z, self.modality_dropout))
-        if self.popularity is not None:
-            p = nn.functional.gelu(self.popularity(batch["popularity"]))
-            static.append(self.drop_block(p, self.modality_dropout))
-        codes = batch["attributes"]
-        if self.training and self.attribute_dropout > 0 and len(self.attributes):
-            codes = codes.masked_fill(keyed_noise.rand(codes.shape, codes.device) < self.attribute_dropout, 0)
-        static += [emb(codes[:, j]) for j, emb in enumerate(self.attributes)]
-        static = keyed_noise.dropout(torch.cat(static, dim=1), rate, self.training)
-        steps = [static[:, None, :].expand(-1, h, -1), batch["calendar"]]
-        if self.exog_future:
-            steps.append(batch["exog"][:, lb:lb + h])
-        steps += [batch["obs"][..., None], batch["obs_mask"][..., None]]
-        return self.head(torch.cat(steps, dim=2))
+    def patched(self, batch):
+        return keyed_noise.dropout(static_vector(self, batch), rate, self.training)
 
-    return forward
+    return patched
 
 
 def apply_patches() -> dict:
@@ -94,8 +75,8 @@ def apply_patches() -> dict:
     static, c = float(os.environ.get("STATIC_DROP", 0)), float(os.environ.get("TARGET_C", 1))
     if aux:
         losses.Objective.loss_sum = with_level_term(aux)
-    if static:  # first: the trends' dropout wraps whatever forward is in place
-        sf_model.SFModel.forward = with_static_dropout(static)
+    if static:
+        sf_model.SFModel.static_vector = with_static_dropout(static)
     if drop:
         sf_model.SFModel.forward = with_exog_dropout(drop)
     if c != 1:
@@ -115,8 +96,7 @@ def main() -> None:
         return
     import tuning
 
-    tuning.EXPERIMENT = patched
-    tuning.main()
+    tuning.main(experiment=patched)
 
 
 if __name__ == "__main__":

@@ -105,9 +105,10 @@ class SFModel(ForecastModel):
             return block
         return block * (keyed_noise.rand((block.shape[0], 1), block.device) >= rate)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def static_vector(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, d_static): [F ; z ; p ; a], what every step of the head reads about the product."""
         fused, _ = self.fusion(batch)
-        h, lb = self.dims.horizon, self.dims.lookback
+        lb = self.dims.lookback
         static = [self.drop_block(fused, max(self.fused_dropout, self.modality_dropout))]
         if self.summarise_lookback:
             z = nn.functional.gelu(self.lookback(batch["exog"][:, :lb].flatten(1)))
@@ -119,8 +120,11 @@ class SFModel(ForecastModel):
         if self.training and self.attribute_dropout > 0 and len(self.attributes):
             codes = codes.masked_fill(keyed_noise.rand(codes.shape, codes.device) < self.attribute_dropout, 0)
         static += [emb(codes[:, j]) for j, emb in enumerate(self.attributes)]
-        static = torch.cat(static, dim=1)
-        steps = [static[:, None, :].expand(-1, h, -1), batch["calendar"]]
+        return torch.cat(static, dim=1)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        h, lb = self.dims.horizon, self.dims.lookback
+        steps = [self.static_vector(batch)[:, None, :].expand(-1, h, -1), batch["calendar"]]
         if self.exog_future:
             steps.append(batch["exog"][:, lb:lb + h])
         steps += [batch["obs"][..., None], batch["obs_mask"][..., None]]
