@@ -51,10 +51,6 @@ VARIANTS: dict[str, dict] = {
 }
 
 
-# What a bench/experiments script patched into sf for this process (it sets this before calling main): written into
-# every JSON line, since such a change is no config override.
-EXPERIMENT: dict = {}
-
 # The held-back test is scored over the first 6 weeks too (GTM's horizon): the same pooled WAPE on those weeks.
 FIRST_WEEKS = 6
 
@@ -79,7 +75,9 @@ def nested_split(prepared, gap: bool = False) -> dict[str, list[str]]:
             "test": list(prepared.parts["val"].product_ids)}
 
 
-def main() -> None:
+def main(experiment: dict | None = None) -> None:
+    """`experiment`: what a bench/experiments script patched into sf for this process before calling main; written
+    into every JSON line, since such a change is no config override."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--features", type=Path, required=True)
     ap.add_argument("--data", type=Path, required=True)
@@ -115,26 +113,26 @@ def main() -> None:
         row = {"variant": name, "overrides": over, "data": args.data.name, "split_id": prepared.split_id,
                "nested": args.nested, "gap": args.gap,
                "seeds": cfg.seed_list, "best_epoch": epochs, "seconds": time.perf_counter() - t}
-        if EXPERIMENT:
-            row["experiment"] = EXPERIMENT
+        if experiment:
+            row["experiment"] = experiment
         for split in ("val", "test"):
             p = parts[split]
             wape = [r.metrics[split]["WAPE"] for r in seeds]
             ensemble = np.mean([r.forecasts[split] for r in seeds], axis=0)
-            ens = compute_metrics(p.y, ensemble, p.y_mask, prepared.hit_threshold, seeds[0].quantiles or None)["WAPE"]
-            point = point_forecast(ensemble, seeds[0].quantiles or ())
-            bias = float((point * p.y_mask).sum() / max((p.y * p.y_mask).sum(), 1e-9))
             q = seeds[0].quantiles or None
+            ens = compute_metrics(p.y, ensemble, p.y_mask, prepared.hit_threshold, q)["WAPE"]
+            point = point_forecast(ensemble, q or ())
+            bias = float((point * p.y_mask).sum() / max((p.y * p.y_mask).sum(), 1e-9))
             first = [first_weeks_wape(p, r.forecasts[split], prepared.hit_threshold, q) for r in seeds]
             row[split] = {"mean": float(np.mean(wape)), "std": float(np.std(wape, ddof=1)) if len(wape) > 1 else 0.0,
                           "per_seed": wape, "ensemble": ens, "bias": bias,
                           f"wape{FIRST_WEEKS}": {"mean": float(np.mean(first)), "per_seed": first,
                                                  "ensemble": first_weeks_wape(p, ensemble, prepared.hit_threshold, q)}}
-        first = {s: row[s][f"wape{FIRST_WEEKS}"] for s in ("val", "test")}
+        weeks = {s: row[s][f"wape{FIRST_WEEKS}"] for s in ("val", "test")}
         print(f"{name:28s} val {row['val']['mean']:5.1f} ± {row['val']['std']:.1f} (ens {row['val']['ensemble']:.1f})  "
               f"test {row['test']['mean']:5.1f} ± {row['test']['std']:.1f} (ens {row['test']['ensemble']:.1f})  "
-              f"@{FIRST_WEEKS} weeks val {first['val']['mean']:.1f} test {first['test']['mean']:.1f} "
-              f"(ens {first['val']['ensemble']:.1f} / {first['test']['ensemble']:.1f})  "
+              f"@{FIRST_WEEKS} weeks val {weeks['val']['mean']:.1f} test {weeks['test']['mean']:.1f} "
+              f"(ens {weeks['val']['ensemble']:.1f} / {weeks['test']['ensemble']:.1f})  "
               f"forecast/actual val {row['val']['bias']:.2f} test {row['test']['bias']:.2f}  "
               f"epochs {epochs}  {row['seconds']:.0f} s", flush=True)
         args.log.parent.mkdir(parents=True, exist_ok=True)

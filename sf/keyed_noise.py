@@ -6,8 +6,8 @@ allowed that only one product at a time (a forward call per product: 9 ms each f
 products on the project machine, about a fifth of a default `sf train` there; bench/mc_predict.py). Inside
 `keyed_rows(seeds, repeats)` every draw of the modules below comes instead from one generator per product, each
 product's `repeats` rows (its passes) from its own generator: the draws a product gets depend only on its seed
-and on the order of the draws inside the model's forward pass, which is the same for every batch. Outside that block they are ordinary dropout
-on the global stream (training).
+and on the order of the draws inside the model's forward pass, which is the same for every batch. Outside that
+block they are ordinary dropout on the global stream (training).
 
 A model's every random draw in training mode must go through `rand`, `dropout` or `Dropout` for its MC forecast
 to be batched (ForecastModel.keyed_draws); a built-in op with its own dropout (nn.LSTM between layers) cannot,

@@ -27,10 +27,7 @@ from sf.cache.reader import load_features  # noqa: E402
 from sf.data.contract import load_dataset  # noqa: E402
 from sf.forecast import engine  # noqa: E402
 from sf.forecast.config import TrainConfig  # noqa: E402
-
-
-def wape(y: np.ndarray, forecast: np.ndarray, mask: np.ndarray) -> float:
-    return 100.0 * float((np.abs(y - forecast) * mask).sum() / max((y * mask).sum(), 1e-9))
+from sf.forecast.metrics import compute_metrics  # noqa: E402
 
 
 def main() -> None:
@@ -51,7 +48,8 @@ def main() -> None:
         part = prepared.parts[split]
         out[split] = {}
         for name, rows in (("picture", part.has_image), ("no_picture", ~part.has_image)):
-            per_seed = [wape(part.y[rows], f.forecasts[split][rows], part.y_mask[rows]) for f in fits]
+            per_seed = [compute_metrics(part.y[rows], f.forecasts[split][rows], part.y_mask[rows],
+                                        prepared.hit_threshold)["WAPE"] for f in fits]
             out[split][name] = {"products": int(rows.sum()), "units": float((part.y[rows] * part.y_mask[rows]).sum()),
                                 "per_seed": [round(w, 2) for w in per_seed], "mean": round(float(np.mean(per_seed)), 2)}
     print(json.dumps(out))

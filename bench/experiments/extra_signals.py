@@ -227,8 +227,7 @@ def main() -> None:
     P.popularity_features = F.popularity_features = features
     import tuning
 
-    tuning.EXPERIMENT = {"script": "extra_signals.py", "signal": signal}
-    tuning.main()
+    tuning.main(experiment={"script": "extra_signals.py", "signal": signal})
 
 
 if __name__ == "__main__":

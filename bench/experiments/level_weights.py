@@ -40,8 +40,7 @@ def main() -> None:
     F.recency_weights = lambda inp, half_life: level_weights(inp, half_life, alpha)
     import tuning
 
-    tuning.EXPERIMENT = {"script": "level_weights.py", "ALPHA": alpha}
-    tuning.main()
+    tuning.main(experiment={"script": "level_weights.py", "ALPHA": alpha})
 
 
 if __name__ == "__main__":
