@@ -56,7 +56,7 @@ def score(demo: Path, seed: int, over: dict) -> dict:
     best = min([held["mean_curve"]["WAPE"]] + [v["WAPE"] for v in held["baselines"].values()])
     return {"val": run.metrics["val"]["mean"]["WAPE"], "test": run.metrics["test"]["mean"]["WAPE"],
             "held_out": held["mean"]["WAPE"], "best_baseline": best, "margin": best - held["mean"]["WAPE"],
-            "epochs": [f.best_epoch for f in run.fits]}
+            "epochs": [f.best_epoch for f in run.fits], "choice": [(f.choice or {}).get("chosen") for f in run.fits]}
 
 
 def main() -> None:

@@ -115,6 +115,8 @@ def main(experiment: dict | None = None) -> None:
                "seeds": cfg.seed_list, "best_epoch": epochs, "seconds": time.perf_counter() - t}
         if experiment:
             row["experiment"] = experiment
+        if any(r.fitted.choice for r in seeds):  # the validated choice each seed made (engine.train_seed)
+            row["choice"] = [r.fitted.choice for r in seeds]
         for split in ("val", "test"):
             p = parts[split]
             wape = [r.metrics[split]["WAPE"] for r in seeds]

@@ -17,7 +17,7 @@ from sf.forecast.config import LOSSES, SPLIT_KINDS, TrainConfig, load_config, pa
 
 D = TrainConfig()
 TOML_ONLY = ("weight_decay", "grad_clip", "split_seed", "fractions", "threads", "hparams", "popularity", "ema",
-             "recency_half_life", "recent_sales")  # --config only
+             "recency_half_life", "recent_sales", "choose_on_validation")  # --config only
 # Flags that set a field to something other than their own value.
 FLAG_FIELDS = {"no_exog": ("exog", False), "no_attributes": ("attributes", False), "exog_future": ("exog_future", True)}
 

@@ -77,10 +77,15 @@ class EpochProgress(_Bar):
         if self.bar is None:
             return None
         task = self.bar.add_task(label, total=self.epochs, rate="", loss="")
-        start = time.perf_counter()
+        clock = {"start": time.perf_counter(), "epoch": 0}
 
         def update(h: dict) -> None:
-            rate = h["epoch"] / max(time.perf_counter() - start, 1e-9)
+            if h["epoch"] <= clock["epoch"]:  # the seed's next fit began (a validated choice: engine.train_seed)
+                clock["start"] = time.perf_counter() - 1e-9
+            clock["epoch"] = h["epoch"]
+            rate = h["epoch"] / max(time.perf_counter() - clock["start"], 1e-9)
+            if "choice" in h:
+                self.bar.update(task, description=f"{label} ({h['choice']})")
             self.bar.update(task, completed=h["epoch"], rate=f"{rate:.1f}/s",
                             loss=f"train {h['train_loss']:.4f}  val {h['val_loss']:.4f}"
                             + (f"  val WAPE {h['val_wape']:.1f}" if "val_wape" in h else ""))

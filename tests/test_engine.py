@@ -4,6 +4,7 @@ the run folder records its split, and the per-(config, seed) entry point is what
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import polars as pl
 import pytest
@@ -12,8 +13,10 @@ from sf.cache.reader import load_features
 from sf.data.contract import load_dataset
 from sf.errors import SfError
 from sf.forecast import engine
+from sf.forecast.checkpoints import load_run
 from sf.forecast.config import TrainConfig
 from sf.forecast.run_folder import read_split
+from sf.forecast.run_table import run_table
 from sf.studies.compare import CompareConfig, run_compare
 from tests.fakes import make_dataset
 
@@ -67,3 +70,35 @@ def test_saved_split_naming_unknown_products_is_refused(fake):
     with pytest.raises(SfError, match="split names 1 product"):
         engine.prepare(TrainConfig(), load_features(store), load_dataset(root),
                        split={"train": ["p0000", "nope"], "val": ["p0001"], "test": []})
+
+
+def test_sf_keeps_the_fused_dropout_its_validation_scores_better(fake, trained):
+    """Each seed fits sf with fused dropout 0 and 0.2 and keeps the lower validation WAPE: the run's per-seed
+    scores, its checkpoints and metrics.json are the kept fit's, and the record says what was tried."""
+    cfg = trained.config
+    record = json.loads((trained.out / "metrics.json").read_text())["training"]["choice"]
+    loaded = load_run(trained.out).models
+    for i, choice in enumerate(record):
+        assert [t["fused_dropout"] for t in choice["tried"]] == [0.0, 0.2]
+        best = min(choice["tried"], key=lambda t: t["val_wape"])
+        assert choice["chosen"] == {"fused_dropout": best["fused_dropout"]}
+        assert trained.metrics["val"]["per_seed"][i]["WAPE"] == best["val_wape"]
+        assert trained.fits[i].hparams["fused_dropout"] == loaded[i].hparams["fused_dropout"] == best["fused_dropout"]
+        assert loaded[i].choice == choice
+    assert f"fused_dropout {', '.join(str(c['chosen']['fused_dropout']) for c in record)}" in run_table(trained.metrics).caption
+    # each candidate is exactly the fit its setting makes alone, which then chooses nothing
+    alone = engine.train_seed(replace(cfg, hparams={"fused_dropout": 0.2}), trained.prepared, seed=cfg.seed)
+    assert alone.fitted.choice is None
+    assert alone.metrics["val"]["WAPE"] == record[0]["tried"][1]["val_wape"]
+
+
+@pytest.mark.parametrize("cfg, model, hparams", [
+    (TrainConfig(), "sf", {"fused_dropout": 0.0}),  # set in the call
+    (TrainConfig(hparams={"fused_dropout": 0.3}), "sf", None),  # set in the config
+    (TrainConfig(choose_on_validation=False), "sf", None),  # switched off
+    (TrainConfig(hparams={"modality_dropout": 0.2}), "sf", None),  # modality dropout drops F already
+    (TrainConfig(), "ekambaram", None),  # a model that declares no choice
+])
+def test_a_choice_is_made_only_when_left_open(cfg, model, hparams):
+    assert engine.choice_candidates(model, cfg, hparams) == [{}]
+    assert engine.choice_candidates("sf", TrainConfig()) == [{"fused_dropout": 0.0}, {"fused_dropout": 0.2}]

@@ -78,6 +78,38 @@ def test_a_model_without_declared_reads_is_refused():
     assert "undeclared" not in MODELS
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_validated_choices_build_and_differ(name, inp):
+    """Every candidate of a model's validated choices builds, and each is a different model: a candidate that
+    changed nothing would cost the engine a whole fit for nothing."""
+    cls = MODELS[name].cls
+    for arg, values in cls.validated_choices.items():
+        outs = []
+        for value in values:
+            model = create_model(name, Dims.from_inputs(inp), **{arg: value})
+            assert getattr(model, arg) == value
+            torch.manual_seed(0)
+            model.train()
+            b = batch(model, inp, rows=32)
+            torch.manual_seed(1)
+            with torch.no_grad():
+                outs.append(model(b))
+        assert all(not torch.equal(outs[0], o) for o in outs[1:]), arg
+
+
+def test_a_validated_choice_must_list_the_default_first():
+    with pytest.raises(TypeError, match="its default first"):
+        @register_model("badchoice", "chooses a value it would not build by default")
+        class BadChoice(ForecastModel):
+            validated_choices = {"rate": (0.2, 0.0)}
+
+            def __init__(self, dims, rate: float = 0.0):
+                super().__init__()
+
+            reads = frozenset({"exog"})
+    assert "badchoice" not in MODELS
+
+
 @pytest.mark.parametrize("n_outputs", [1, 3])
 @pytest.mark.parametrize("name", NAMES)
 def test_model_shape_and_gradients(name, n_outputs, inp):

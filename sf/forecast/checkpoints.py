@@ -1,7 +1,7 @@
 """Checkpoints that rebuild a model from the file alone (nanoGPT style), and a run folder's seeds loaded back.
 
     checkpoints/seed{S}.pt   model name, dims, hparams, state_dict, y_scale, loss + quantiles, config, store
-                             fingerprint, attribute vocabulary, horizon, history
+                             fingerprint, attribute vocabulary, horizon, history, the validated choice made
 
 A model remembers the fingerprint of the store it was trained on; `check_fingerprint` refuses another
 store at the boundary, saying what differs.
@@ -109,6 +109,7 @@ def save_checkpoint(path: str | Path, fitted: FitResult, cfg: TrainConfig, store
         "selection": None if fitted.selection is None else {
             "history": fitted.selection["history"],
             "val": None if fitted.selection["val"] is None else np.asarray(fitted.selection["val"]).tolist()},
+        "choice": fitted.choice,
         "seed": fitted.seed,
         "seconds": fitted.seconds,
         "config": cfg.to_dict(),
@@ -143,6 +144,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
         model=model, model_name=ck["model_name"], dims=dims, hparams=hparams, y_scale=ck["y_scale"],
         loss=ck["loss"], quantiles=tuple(ck["quantiles"]), history=ck["history"], best_epoch=ck["best_epoch"],
         seed=ck["seed"], seconds=ck["seconds"], target=ck.get("target", "scaled"), selection=ck.get("selection"),
+        choice=ck.get("choice"),
         popularity=model.popularity_reference, config=config_from_dict(ck["config"]), store=ck["store"],
         attribute_vocab=ck["attribute_vocab"], attribute_names=ck["attribute_names"], exog_names=ck["exog_names"],
         horizon=ck["horizon"], path=path,

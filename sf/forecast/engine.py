@@ -17,6 +17,7 @@ per store and `train_seed` per (config, seed); applying a trained model (sf/appl
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,9 +34,10 @@ from sf.forecast import run_folder as RF
 from sf.forecast.baselines.common import masked_mean_curve
 from sf.forecast.checkpoints import save_checkpoint, store_fingerprint
 from sf.forecast.config import TrainConfig
-from sf.forecast.fit import FitResult, fit, predict
+from sf.forecast.fit import FitResult, fit, model_hparams, predict
 from sf.forecast.inputs import Inputs, build_inputs, with_training_vocab
 from sf.forecast.metrics import compute_metrics, hit_threshold, seed_summary
+from sf.forecast.models import model_entry
 from sf.forecast.splits import EVAL_SPLITS, SPLITS, describe, make_split, resolve_kind
 from sf.progress import EpochProgress
 
@@ -171,13 +173,23 @@ def train_seed(cfg: TrainConfig, prepared: Prepared, seed: int, model: str | Non
     """Fit `model` (default `cfg.model`) with `seed` on the prepared training products, early-stopped on
     validation, then forecast and score validation and test. `perturb` changes the scored inputs only.
 
+    A model's validated choices left open (`choice_candidates`: sf's fused dropout) are fitted each with `seed`,
+    and the one with the lowest validation WAPE is kept, its `choice` recording what was tried.
+
     With `cfg.refit` (and a prepared refit) the same model is then trained again, same seed, on train +
     validation for the epoch count validation chose, and that refit is what test is scored with and what
     is kept: validation is scored by the first fit only, so its figures stay those of unseen products."""
     t0 = time.perf_counter()
     parts, name = prepared.parts, model or cfg.model
-    fitted = fit(name, parts["train"], parts["val"], cfg, seed, hparams=hparams, progress=progress)
-    result = score_fitted(fitted, prepared, threads=cfg.threads, perturb=perturb)
+    candidates = choice_candidates(name, cfg, hparams)
+    if len(candidates) == 1:
+        fitted = fit(name, parts["train"], parts["val"], cfg, seed, hparams=hparams, progress=progress)
+        result = score_fitted(fitted, prepared, threads=cfg.threads, perturb=perturb)
+    else:
+        result, hparams = _choose(name, candidates, cfg, prepared, seed, hparams, progress)
+        fitted = result.fitted
+        if perturb is not None:  # chosen on the real validation products; the perturbation is for scoring only
+            result = score_fitted(fitted, prepared, threads=cfg.threads, perturb=perturb)
     if cfg.refit and prepared.refit_parts is not None:
         seen = prepared.refit_parts["train"]
         again = fit(name, seen, seen.take([]), replace(cfg, epochs=fitted.best_epoch), seed, hparams=hparams,
@@ -187,6 +199,33 @@ def train_seed(cfg: TrainConfig, prepared: Prepared, seed: int, model: str | Non
         _merge_test(result, again, prepared, cfg.threads, perturb)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def choice_candidates(model: str, cfg: TrainConfig, hparams: dict | None = None) -> list[dict]:
+    """The settings of the model's validated choices (models.base) to fit, one dict per fit: every combination of
+    the candidate values the config and `hparams` leave unset; [{}] (one fit as configured) when none is open."""
+    if not cfg.choose_on_validation:
+        return [{}]
+    open_ = model_entry(model).cls.open_choices(model_hparams(model, cfg, hparams))
+    return [dict(zip(open_, values)) for values in itertools.product(*open_.values())]
+
+
+def _choose(name: str, candidates: list[dict], cfg: TrainConfig, prepared: Prepared, seed: int, hparams: dict | None,
+            progress) -> tuple[SeedResult, dict]:
+    """Fit and score every candidate with `seed`; keep the lowest validation WAPE (the first on a tie: the
+    model's defaults). Returns the kept result, its fit's `choice` record set, and the hparams it was fitted with."""
+    parts, tried = prepared.parts, []
+    for extra in candidates:
+        label = ", ".join(f"{k} {v}" for k, v in extra.items())
+        tell = None if progress is None else (lambda h, label=label: progress({**h, "choice": label}))
+        h = {**(hparams or {}), **extra}
+        fitted = fit(name, parts["train"], parts["val"], cfg, seed, hparams=h, progress=tell)
+        tried.append((extra, h, score_fitted(fitted, prepared, threads=cfg.threads)))
+    extra, h, result = min(tried, key=lambda t: t[2].metrics["val"]["WAPE"])
+    result.fitted.choice = {"chosen": extra,
+                            "tried": [{**e, "val_wape": r.metrics["val"]["WAPE"], "best_epoch": r.best_epoch}
+                                      for e, _, r in tried]}
+    return result, h
 
 
 def score_fitted(fitted: FitResult, prepared: Prepared, threads: int = 1,
@@ -327,7 +366,8 @@ def run_metrics(cfg: TrainConfig, prepared: Prepared, seeds: list[SeedResult], e
         "hit_definition": "total horizon sales > median total of the training products; score = predicted total",
         "training": {"best_epoch": [f.best_epoch for f in fits],
                      "epochs_run": [len(f.selection_history) for f in fits], "refit": [f.selection is not None for f in fits],
-                     "seconds": [f.seconds for f in fits], "y_scale": fits[0].y_scale, "hparams": fits[0].hparams},
+                     "seconds": [f.seconds for f in fits], "y_scale": fits[0].y_scale, "hparams": fits[0].hparams,
+                     "choice": [f.choice for f in fits]},
         "history": {str(f.seed): f.selection_history for f in fits},
     }
     for name in ensemble:

@@ -54,6 +54,9 @@ class FitResult:
     # Set on a model refit on train + validation (engine.train_seed): the selection fit's history and its
     # validation forecasts, the only honest validation figures such a model has.
     selection: dict | None = None
+    # Set when the engine chose among the model's validated choices (engine.train_seed): {"chosen": {arg: value},
+    # "tried": [{arg: value, "val_wape": ..., "best_epoch": ...}, ...]}.
+    choice: dict | None = None
 
     @property
     def selection_history(self) -> list[dict]:

@@ -10,12 +10,16 @@ A model is a `ForecastModel` built as `cls(dims, **hparams)`:
                 explicit choice: known-future covariates): also the horizon weeks after them
     representation  batch -> FusionOutput (the fused product vector F and the attention maps) or None, what
                 `sf explain` shows; only models built on a fusion variant have one
+    validated_choices  {constructor argument: candidate values}: settings the engine fits every candidate of,
+                per seed, keeping the one with the lowest validation WAPE, when the config leaves them unset
+                (sf.forecast.engine.train_seed; `choose_on_validation = false` fits the constructor's default)
 
 tests/test_model_contract.py checks every registered model against this.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass
 
 import torch
@@ -67,6 +71,14 @@ class ForecastModel(nn.Module):
     # True: every random draw of the model in training mode goes through sf.keyed_noise, so its MC-dropout passes
     # run many products per batch, each product's draws its own (sf.forecast.fit._mc_dropout).
     keyed_draws: bool = False
+    # A setting whose best value depends on the catalogue, chosen on its validation products like the epoch; keep
+    # the constructor's default first: it wins ties. Each candidate is a whole fit, so declare few.
+    validated_choices: dict[str, tuple] = {}
+
+    @classmethod
+    def open_choices(cls, given: dict) -> dict[str, tuple]:
+        """The validated choices left to make when the constructor gets `given`: those it does not set."""
+        return {k: v for k, v in cls.validated_choices.items() if k not in given}
 
     @property
     def reads(self) -> frozenset[str]:
@@ -89,6 +101,11 @@ def register_model(name: str, description: str):
             raise TypeError(f"model {name!r}: {cls.__name__} must subclass ForecastModel")
         if cls.reads is ForecastModel.reads:
             raise TypeError(f"model {name!r}: {cls.__name__} must declare `reads`, the batch keys it uses")
+        params = inspect.signature(cls.__init__).parameters
+        for arg, values in cls.validated_choices.items():
+            if arg not in params or len(values) < 2 or values[0] != params[arg].default:
+                raise TypeError(f"model {name!r}: validated_choices[{arg!r}] must name a constructor argument and list "
+                                f"at least two values, its default first")
         return MODELS.register(name, description)(cls)
 
     return deco
