@@ -12,6 +12,7 @@ import polars as pl
 
 from sf.data.atomic import atomic_write_text
 from sf.forecast.metrics import METRIC_FORMATS, format_metric, metric_label, point_forecast
+from sf.forecast.run_table import choice_line
 from sf.studies import tables as T
 
 
@@ -103,10 +104,12 @@ def _catalogue_and_features(o: DemoOutputs, out: Path, rel) -> list[str]:
 def _training(trained, rel) -> list[str]:
     m = trained.metrics
     sp = m["split"]
-    lines = ["## 3. Training (sf: bidirectional attention + BiLSTM, quantile loss)", "",
+    chosen = choice_line(m.get("training", {}).get("choice") or [])
+    lines = [f"## 3. Training (sf: {m['fusion']} fusion + {m['head']} head, quantile loss)", "",
              f"{sp['kind']} split: train {sp['train']['products']}, validation {sp['val']['products']}, test "
              f"{sp['test']['products']} products; {len(m['seeds'])} seed(s), metrics in units (mean ± std over "
-             f"seeds), beside the training products' mean sales curve.", ""]
+             f"seeds), beside the training products' mean sales curve." + (f" {chosen.capitalize()}." if chosen else ""),
+             ""]
     cols, header = [], ["metric"]
     several = len(m["seeds"]) > 1  # a ± over one seed says nothing
     for split in ("val", "test"):

@@ -44,6 +44,11 @@ def test_demo_end_to_end(demo):
     assert not missing, missing
     for section in ("Training", "Ablation", "Comparison", "New products: forecasts", "evaluation", "sf explain"):
         assert section in report
+    # the training section names the model as trained and what its seeds chose on validation
+    trained = json.loads((out / "model" / "metrics.json").read_text())
+    assert f"## 3. Training (sf: {trained['fusion']} fusion" in report
+    chosen = [c["chosen"]["fused_dropout"] for c in trained["training"]["choice"]]
+    assert f"Chosen on validation per seed: fused_dropout {', '.join(map(str, chosen))}." in report
     # the demo's studies fit each row once: no seed-ensemble column, which would only repeat the row's score
     assert "seed ensemble |" not in report
     assert "RANDOM weights" in report  # said loudly, as asked
