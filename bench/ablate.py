@@ -101,7 +101,8 @@ def main() -> None:
         sys.exit("give --features (and --features-alt), or --synthetic")
 
     cfg = AblateConfig(features=args.features, data=args.data, backbone=args.backbone, features_alt=args.features_alt,
-                       extras=False, out=args.out, train=TrainConfig(seeds=args.seeds))
+                       extras=False, out=args.out, train=TrainConfig(seeds=args.seeds),
+                       allow_stale_features=args.synthetic)  # random stores match no image or text, by design
     if args.probe_runs:
         print("pool vs. one process (main store, 4 grid rows):")
         pool_vs_one(cfg, args.probe_runs)

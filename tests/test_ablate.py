@@ -56,6 +56,14 @@ def test_grid_is_backbone_x_fusion_x_head_over_the_seeds(grid_result):
         assert s["test"]["std"]["WAPE"] == pytest.approx(np.std(per_seed, ddof=1))
 
 
+def test_each_row_is_fitted_once_per_seed(grid_result):
+    """The grid's rows differ by backbone, fusion and head only: no per-seed choice of fused dropout (which
+    `sf train` makes), so every row and seed is one fit with the model's default, recorded with the run."""
+    result, _, _ = grid_result
+    train = json.loads((result.out / "ablation.json").read_text())["train"]
+    assert train["choose_on_validation"] is False and "fused_dropout" not in train["hparams"]
+
+
 def test_every_row_uses_the_same_split_made_from_the_dataset(grid_result):
     result, root, store = grid_result
     inp = build_inputs(load_dataset(root), load_features(store))

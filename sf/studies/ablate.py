@@ -168,7 +168,9 @@ def _prepare_stores(cfg: AblateConfig, train_cfg: TrainConfig, main: str, alt_pa
 def run_ablation(cfg: AblateConfig, console: Console | None = None, progress: bool = True) -> AblationResult:
     console = console or Console()
     t0 = time.perf_counter()
-    train_cfg = replace(cfg.train, features=cfg.features, data=cfg.data, model="sf")
+    # One fit per row and seed: the grid isolates backbone x fusion x head, and sf train's per-seed choice of fused
+    # dropout on validation (engine.choice_candidates) would double its cost and add a second difference between rows.
+    train_cfg = replace(cfg.train, features=cfg.features, data=cfg.data, model="sf", choose_on_validation=False)
     train_cfg.validate()
     main_attrs = read_attrs(cfg.features)
     main = str(main_attrs.get("backbone") or Path(cfg.features).stem)
@@ -196,7 +198,7 @@ def run_ablation(cfg: AblateConfig, console: Console | None = None, progress: bo
     out = Path(cfg.out) if cfg.out else Path("runs") / f"ablate_{Path(cfg.features).stem}"
     result = AblationResult(out=out, summary=summary, variants=variants, split=split_info, notes=notes,
                             seconds=time.perf_counter() - t0, workers=workers, exog_future=cfg.train.exog_future)
-    _write(result, cfg, stores)
+    _write(result, cfg, stores, train_cfg)
     return result
 
 
@@ -213,14 +215,15 @@ def _jobs(variants: list[Variant], train_cfg: TrainConfig, workers: int) -> list
     return jobs
 
 
-def _write(result: AblationResult, cfg: AblateConfig, stores: dict) -> None:
+def _write(result: AblationResult, cfg: AblateConfig, stores: dict, train_cfg: TrainConfig) -> None:
     out = result.out
     out.mkdir(parents=True, exist_ok=True)
     split = T.report_split(result.summary)
     atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
     extra = {k: [s.get(k) for s in result.summary] for k in ("group", "backbone", "fusion", "head", "exog")}
     T.write_csv(T.table_frame(result.summary, extra), out / "ablation.csv")
-    payload = {"config": cfg.to_dict(), "split": result.split, "stores": stores, "reported_split": split,
+    payload = {"config": cfg.to_dict(), "train": train_cfg.to_dict(), "split": result.split, "stores": stores,
+               "reported_split": split,
                "fusion_meaning": GRID_FUSIONS, "rows": result.summary, "notes": result.notes,
                "seconds": result.seconds, "workers": result.workers}
     atomic_write_text(out / "ablation.json", json.dumps(payload, indent=2, default=str))
