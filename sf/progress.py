@@ -77,13 +77,14 @@ class EpochProgress(_Bar):
         if self.bar is None:
             return None
         task = self.bar.add_task(label, total=self.epochs, rate="", loss="")
-        clock = {"start": time.perf_counter(), "epoch": 0}
+        clock = {"start": time.perf_counter(), "last": time.perf_counter(), "epoch": 0}
 
         def update(h: dict) -> None:
-            if h["epoch"] <= clock["epoch"]:  # the seed's next fit began (a validated choice: engine.train_seed)
-                clock["start"] = time.perf_counter() - 1e-9
-            clock["epoch"] = h["epoch"]
-            rate = h["epoch"] / max(time.perf_counter() - clock["start"], 1e-9)
+            now = time.perf_counter()
+            if h["epoch"] <= clock["epoch"]:  # the seed's next fit (a validated choice: engine.train_seed) began
+                clock["start"] = clock["last"]  # when the previous fit's last epoch ended
+            clock.update(epoch=h["epoch"], last=now)
+            rate = h["epoch"] / max(now - clock["start"], 1e-9)
             if "choice" in h:
                 self.bar.update(task, description=f"{label} ({h['choice']})")
             self.bar.update(task, completed=h["epoch"], rate=f"{rate:.1f}/s",

@@ -101,4 +101,7 @@ def test_sf_keeps_the_fused_dropout_its_validation_scores_better(fake, trained):
 ])
 def test_a_choice_is_made_only_when_left_open(cfg, model, hparams):
     assert engine.choice_candidates(model, cfg, hparams) == [{}]
+
+
+def test_sf_leaves_its_fused_dropout_to_validation_by_default():
     assert engine.choice_candidates("sf", TrainConfig()) == [{"fused_dropout": 0.0}, {"fused_dropout": 0.2}]

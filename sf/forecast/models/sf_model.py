@@ -46,9 +46,10 @@ from sf.fusion import create_fusion
 # seed (row 51); fixed masks shared by every product (so a forecast would not depend on the other rows of the
 # call) gained nothing (60.1 ± 0.3), and Ekambaram-style lost with MC dropout (61.1 vs 59.8). Modality dropout 0.2
 # on all three blocks gained 0.6 on VISUELLE over seeds 0-9 but cost the demo 9 validation points (rows 61, 85):
-# an option, off by default. On the fused vector alone it gained 0.45 (0.75 on another machine, row 96) and cost the
-# demo 1.5 validation points, so each seed now chooses it on validation (validated_choices below). The head's skip (`hparams.skip`) is better on the demo, worse on
-# VISUELLE (row 65); with fused dropout it halves that option's gain on VISUELLE (row 97); off by default.
+# an option, off by default. On the fused vector alone it gained 0.45 (0.75 on another machine, row 96) and cost
+# the demo 1.5 validation points, so each seed now chooses it on validation (validated_choices below). The head's
+# skip (`hparams.skip`) is better on the demo, worse on VISUELLE (row 65); with fused dropout it halves that
+# option's gain on VISUELLE (row 97); off by default.
 
 
 @register_model("sf", "fusion of cached image regions and words (i2t_image by default) + (Bi)LSTM head over the horizon")
