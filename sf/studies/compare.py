@@ -157,7 +157,7 @@ def run_compare(cfg: CompareConfig, console: Console | None = None, progress: bo
     workers = pool.study_workers(cfg.workers, cfg.engine)
     out = Path(cfg.out) if cfg.out else Path("runs") / ("compare_" + "+".join(Path(d).name for d in cfg.data))
     tuned = _tune_each(cfg, rows, shared, pairs, labels, out, workers, console, progress) if cfg.tune_trials else {}
-    results = pool.run_jobs(_jobs(rows, labels, train_cfg, workers, tuned), shared, workers, console, "compare",
+    results = pool.run_jobs(jobs_for(rows, labels, train_cfg, workers, tuned), shared, workers, console, "compare",
                             progress, engine=cfg.engine)
 
     tables, splits, notes = {}, {}, []
@@ -179,7 +179,7 @@ def run_compare(cfg: CompareConfig, console: Console | None = None, progress: bo
     return result
 
 
-def _jobs(rows: list[Contender], labels: list[str], train_cfg: TrainConfig, workers: int,
+def jobs_for(rows: list[Contender], labels: list[str], train_cfg: TrainConfig, workers: int,
           tuned: dict | None = None) -> list[pool.Job]:
     """Every contender on every data set: neural models once per seed (with their tuned settings, if any),
     deterministic baselines once."""
