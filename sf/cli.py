@@ -319,9 +319,11 @@ def compare(
     data: list[Path] = typer.Option(..., "--data", "-d", help="Dataset folder; repeat for a table across data sets."),
     features: Optional[list[Path]] = typer.Option(None, "--features", "-f", help="Store per --data, same order (default: cache/<name>_<backbone>.h5)."),
     backbone: str = typer.Option("resnet101", help="Names the default stores."),
-    models: Optional[str] = typer.Option(None, help="Comma-separated (default: mean_curve,attribute_mean,knn_image,knn_attributes,knn_both,gtm,ekambaram,sf)."),
+    models: Optional[str] = typer.Option(None, help="Comma-separated (default: mean_curve,attribute_mean,knn_image,knn_attributes,knn_both,lightgbm,lightgbm_pca,gtm,ekambaram,sf; the lightgbm rows need sf[lightgbm])."),
     shuffled_control: bool = typer.Option(False, "--shuffled-control", help="Add sf scored on shuffled image/text features (a sanity row)."),
     tune_trials: int = typer.Option(0, "--tune-trials", help="Give every neural model the same `sf tune` budget (trials on validation) first [0: none]."),
+    backtest: int = typer.Option(0, "--backtest", help="Score every model on K rolling-origin folds instead (see `sf backtest`; one --data) [0: the one split]."),
+    force: bool = typer.Option(False, help="With --backtest: replace a backtest made with other settings."),
     workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
     engine: str = typer.Option("local", help="local (processes here) or ray (one Ray task per row and seed: RAY_ADDRESS, else a local instance; needs sf[ray])."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/compare_<data names>)."),
@@ -337,6 +339,14 @@ def compare(
     from sf.studies.compare import DEFAULT_MODELS, CompareConfig, across_table, compare_table, run_compare
 
     names = tuple(m.strip() for m in models.split(",") if m.strip()) if models else DEFAULT_MODELS
+    if backtest:
+        from sf.studies.backtest import BacktestConfig, check_single, print_backtest, run_backtest
+
+        check_single(data, features or [])
+        bt = BacktestConfig(features=features[0], data=data[0], folds=backtest, models=names, train=train,
+                            workers=workers, engine=engine, out=out, force=force, allow_stale_features=allow_stale)
+        print_backtest(run_backtest(bt, console=err_console), console)
+        return
     cfg = CompareConfig(data=tuple(data), features=tuple(features or ()), backbone=backbone, models=names,
                         shuffled_control=shuffled_control, workers=workers, engine=engine, out=out, train=train,
                         allow_stale_features=allow_stale,
@@ -349,6 +359,43 @@ def compare(
     for note in result.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     console.print(f"written: [bold]{result.out}[/] (compare.csv, compare.json, PNGs, config.json)")
+
+@app.command("backtest")
+@O.study_command
+def backtest(
+    features: Path = typer.Option(..., "--features", "-f", help="Feature store from `sf extract` (HDF5)."),
+    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder with the products' sales."),
+    folds: int = typer.Option(4, help="Rolling-origin folds (cutoffs), the latest last."),
+    cutoffs: str = typer.Option("auto", help="seasons (the products' season column: the last K seasons) | windows (K windows of release dates) | auto (seasons when there is a season column)."),
+    window: Optional[int] = typer.Option(None, help="With windows: weeks per window (default: K equal windows over the latest half of the release dates)."),
+    horizon: O.Horizon = None,
+    model: O.Model = None,
+    fusion: O.Fusion = None,
+    head: O.Head = None,
+    workers: int = typer.Option(0, help="Parallel runs (folds x seeds), one process and thread each; 0 = one per core."),
+    engine: str = typer.Option("local", help="local (processes here) or ray (one Ray task per fold and seed; needs sf[ray])."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/backtest_<store>_<model>)."),
+    force: bool = typer.Option(False, help="Replace a backtest made with other settings, data or store."),
+    train: TrainConfig = None,  # the shared training options (cli_options.study_command)
+    allow_stale: O.AllowStale = False,
+) -> None:
+    """Rolling-origin evaluation by release date: each fold trains on the products released before its cutoff
+    (sales known by then) and forecasts the next season's or window's products, scored on the seed ensemble.
+
+    Writes backtest.json, forecasts.parquet (model, fold, cutoff, product_id, step, y, yhat), backtest.png.
+
+    Example: sf backtest --features cache/visuelle_efficientnet_lite0.h5 --data data/visuelle --folds 4
+    """
+    from dataclasses import replace as _replace
+
+    from sf.studies.backtest import BacktestConfig, print_backtest, run_backtest
+
+    given = {k: v for k, v in {"horizon": horizon, "model": model, "fusion": fusion, "head": head}.items() if v is not None}
+    cfg = BacktestConfig(features=features, data=data, folds=folds, cutoffs=cutoffs, window=window,
+                         train=_replace(train, **given), workers=workers, engine=engine, out=out, force=force,
+                         allow_stale_features=allow_stale)
+    print_backtest(run_backtest(cfg, console=err_console), console)
+
 
 @app.command("tune")
 def tune(

@@ -17,6 +17,7 @@ per store and `train_seed` per (config, seed); applying a trained model (sf/appl
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import time
 from dataclasses import dataclass, field, replace
@@ -274,7 +275,10 @@ def fit_baseline(name: str, prepared: Prepared, params: dict | None = None, seed
     from sf.forecast.baselines import create_baseline
 
     t0 = time.perf_counter()
-    model = create_baseline(name, **(params or {})).fit(prepared.parts["train"])
+    model = create_baseline(name, **(params or {}))
+    # a baseline that early-stops (lightgbm) takes the validation products the neural models stop on
+    takes_val = "val" in inspect.signature(model.fit).parameters
+    model = model.fit(prepared.parts["train"], **({"val": prepared.parts["val"]} if takes_val else {}))
     result = _score(model.predict, prepared.parts, prepared.hit_threshold, seed, (), perturb)
     if prepared.refit_parts is not None:
         again = create_baseline(name, **(params or {})).fit(prepared.refit_parts["train"])

@@ -40,7 +40,7 @@ from sf.forecast.run_guard import check_run_folder
 from sf.outputs import writable_dir
 from sf.plain import plain
 from sf.studies import pool
-from sf.studies.compare import SF, Contender, contenders, jobs_for
+from sf.studies.compare import SF, Contender, contenders, jobs_for, skipped_note
 
 FIRST_STEPS = 6  # WAPE@6: the first weeks, where a launch's stock is decided
 METRICS = ("WAPE", f"WAPE@{FIRST_STEPS}", "MAE", "seed_WAPE")
@@ -96,7 +96,7 @@ def run_backtest(cfg: BacktestConfig, console: Console | None = None, progress: 
     train_cfg.validate()
     if rows is None:
         rows = contenders(cfg.models) if cfg.models else [Contender(train_cfg.model, train_cfg.model, "neural")]
-    notes = []
+    notes = skipped_note(cfg.models) if cfg.models else []
     out = writable_dir(cfg.out or default_out(cfg))
     features, dataset = load_features(cfg.features), load_dataset(cfg.data)
     store = store_fingerprint(features.attrs)
@@ -294,3 +294,14 @@ def check_single(data: list, features: list) -> None:
     """`sf compare --backtest` runs on one data set and its store."""
     if len(data) != 1 or len(features) != 1:
         raise SfError(f"--backtest: give exactly one --data and one --features ({len(data)} and {len(features)} given)")
+
+
+def print_backtest(result: BacktestResult, console: Console) -> None:
+    """What `sf backtest` and `sf compare --backtest` print: the fold table, the ranking with several models, notes."""
+    console.print(fold_table(result))
+    if len(result.rows) > 1:
+        console.print(ranking_table(result))
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    console.print(f"written: [bold]{result.out}[/] (backtest.json, forecasts.parquet, backtest.png, config.json); "
+                  f"{result.seconds:.0f} s on {result.workers} worker(s)", highlight=False)

@@ -38,7 +38,8 @@ from sf.plain import plain
 from sf.studies import pool
 from sf.studies import tables as T
 
-DEFAULT_MODELS = ("mean_curve", "attribute_mean", "knn_image", "knn_attributes", "knn_both", "gtm", "ekambaram", "sf")
+DEFAULT_MODELS = ("mean_curve", "attribute_mean", "knn_image", "knn_attributes", "knn_both", "lightgbm", "lightgbm_pca",
+                  "gtm", "ekambaram", "sf")
 SF = "sf"
 OUTPUTS = ("config.json", "compare.csv", "compare.json", "compare.png", "compare_steps.png")
 
@@ -60,6 +61,7 @@ def contenders(names: list[str] | tuple[str, ...], shuffled_control: bool = Fals
     from sf.forecast.baselines import BASELINES
     from sf.forecast.models import MODELS
 
+    names = available(names)
     out = []
     for name in names:
         if name in BASELINES:
@@ -75,6 +77,29 @@ def contenders(names: list[str] | tuple[str, ...], shuffled_control: bool = Fals
         out.append(Contender("sf (shuffled features)", SF, "neural", perturb="shuffled_features",
                              description="sf scored with every product's image/text features permuted"))
     return out
+
+
+def available(names) -> tuple[str, ...]:
+    """`names` without the LightGBM baselines when lightgbm is not installed and `names` are the defaults (said by
+    `skipped_note`); asked for by name, they are an error that says how to install it."""
+    from sf.forecast.baselines import gbm
+
+    if gbm.available():
+        return tuple(names)
+    if tuple(names) == DEFAULT_MODELS:
+        return tuple(n for n in names if n not in gbm.NAMES)
+    for n in names:
+        if n in gbm.NAMES:
+            raise SfError(f"--models {n}: {gbm.missing_reason()}")
+    return tuple(names)
+
+
+def skipped_note(names) -> list[str]:
+    """The line that says which default rows were left out, and why (empty when none was)."""
+    from sf.forecast.baselines import gbm
+
+    left = [n for n in names if n not in available(names)]
+    return [f"{', '.join(left)} skipped: {gbm.missing_reason()}"] if left else []
 
 
 @dataclass(frozen=True)
@@ -141,6 +166,7 @@ def run_compare(cfg: CompareConfig, console: Console | None = None, progress: bo
                 rows: list[Contender] | None = None) -> CompareResult:
     """Score every contender on every data set; `rows` overrides the registry lookup of `cfg.models`."""
     t0 = time.perf_counter()
+    skipped = skipped_note(cfg.models) if rows is None else []
     rows = rows if rows is not None else contenders(cfg.models, cfg.shuffled_control)
     train_cfg = replace(cfg.train, model=SF)
     train_cfg.validate()
@@ -160,7 +186,7 @@ def run_compare(cfg: CompareConfig, console: Console | None = None, progress: bo
     results = pool.run_jobs(jobs_for(rows, labels, train_cfg, workers, tuned), shared, workers, console, "compare",
                             progress, engine=cfg.engine)
 
-    tables, splits, notes = {}, {}, []
+    tables, splits, notes = {}, {}, skipped
     for label in labels:
         summary = T.summarise(results, [c.name for c in rows], data=label, shared=shared)
         ids = {i for s in summary for i in s["split_ids"]}

@@ -16,4 +16,4 @@ def create_baseline(name: str, **params) -> Baseline:
 
 
 # Importing the baselines registers each of them in BASELINES (sf.forecast.baselines.base).
-from sf.forecast.baselines import attribute_mean, knn, mean_curve  # noqa: E402,F401
+from sf.forecast.baselines import attribute_mean, gbm, knn, mean_curve  # noqa: E402,F401
