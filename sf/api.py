@@ -234,6 +234,22 @@ class Forecaster:
         self.config, self.run_dir = result.config, Path(result.out)
         return self
 
+    def cross_validation(self, store: FeatureStore | PathLike, data: Data, folds: int = 4, *, cutoffs: str = "auto",
+                         window: int | None = None, out: PathLike | None = None, workers: int = 0,
+                         force: bool = False, progress: bool = False) -> pl.DataFrame:
+        """Rolling-origin backtest of this forecaster's settings, as `sf backtest` (neuralforecast's
+        cross_validation): each fold trains on the products released before its cutoff and forecasts the next
+        season's (or window's) products. Returns the long frame of forecasts.parquet: model, fold, cutoff,
+        product_id, step, y, yhat (the seed ensemble); the run's figures are in <out>/backtest.json."""
+        from sf.studies.backtest import BacktestConfig, run_backtest
+
+        out = Path(out) if out is not None else None
+        folder = _dataset(data, (out or Path("runs")) / "dataset")
+        cfg = BacktestConfig(features=Path(store), data=folder, folds=folds, cutoffs=cutoffs, window=window,
+                             train=self.config, workers=workers, out=out, force=force)
+        result = run_backtest(cfg, console=None if progress else _quiet(), progress=progress)
+        return result.forecasts
+
     def _run(self) -> Path:
         if self.run_dir is None:
             raise SfError("this Forecaster is not fitted: call fit(store, data) or Forecaster.load(run_folder)")
