@@ -27,6 +27,10 @@ def split(inp, n_train=120):
 
 @pytest.mark.parametrize("name", sorted(BASELINES))
 def test_every_baseline_gives_finite_nonnegative_curves(inp, name):
+    from sf.forecast.baselines import gbm
+
+    if name in gbm.NAMES and not gbm.available():
+        pytest.skip(gbm.missing_reason())
     train, test = split(inp)
     pred = create_baseline(name).fit(train).predict(test)
     assert pred.shape == (len(test), inp.horizon)
