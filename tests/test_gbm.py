@@ -57,9 +57,11 @@ def test_lightgbm_stops_early_on_the_validation_products_it_is_given(prepared, m
 
 
 @needs_lightgbm
-def test_lightgbm_reads_nothing_after_a_product_s_release(prepared):
+@pytest.mark.parametrize("per_step", [False, True])
+def test_lightgbm_reads_nothing_after_a_product_s_release(prepared, per_step):
     parts = prepared.parts
-    model = create_baseline("lightgbm_pca", max_rounds=100).fit(parts["train"], val=parts["val"])
+    model = create_baseline("lightgbm_pca", max_rounds=100, per_step=per_step).fit(parts["train"], val=parts["val"])
+    assert len(model.models_) == (parts["train"].horizon if per_step else 1)
     test = parts["test"]
     base = model.predict(test)
     rng = np.random.default_rng(0)

@@ -6,7 +6,7 @@ It reads the inputs the neural models read at a product's release, nothing later
     pre-release exog     per linked series over the lookback window: mean, mean of its last 4 and 13 weeks, last
                          value, and the last 4 weeks' mean minus the 13 weeks' (the trend at release)
     popularity signals   sf.forecast.popularity, from the training products whose sales were in by the release
-    step                 the horizon step (one model for every step)
+    step                 the horizon step: one model for every step (default), or with `per_step` one per step
     with `pca > 0`       the first `pca` principal components of the pooled image and of the pooled text vectors,
                          fitted on the training products
 
@@ -71,12 +71,13 @@ class LightGBMBaseline:
     pca = 0  # principal components of the pooled image / text vectors (the `lightgbm_pca` variant sets it)
 
     def __init__(self, learning_rate: float = 0.05, num_leaves: int = 31, min_data_in_leaf: int = 20,
-                 max_rounds: int = 2000, feature_fraction: float = 0.8, seed: int = 0, pca: int | None = None) -> None:
+                 max_rounds: int = 2000, feature_fraction: float = 0.8, seed: int = 0, pca: int | None = None,
+                 per_step: bool = False) -> None:
         self.params = {"objective": "l1", "learning_rate": learning_rate, "num_leaves": num_leaves,
                        "min_data_in_leaf": min_data_in_leaf, "feature_fraction": feature_fraction,
                        "bagging_seed": seed, "feature_fraction_seed": seed, "seed": seed, "num_threads": 1,
                        "deterministic": True, "force_row_wise": True, "verbose": -1}
-        self.max_rounds = max_rounds
+        self.max_rounds, self.per_step = max_rounds, per_step
         self.pca = self.pca if pca is None else pca
 
     # -- features
@@ -94,7 +95,7 @@ class LightGBMBaseline:
         x = np.concatenate([np.repeat(static, h, axis=0), np.tile(np.arange(h, dtype=np.float32), n)[:, None]], axis=1)
         y = (inp.y / self.scale_).reshape(-1)
         keep = inp.y_mask.reshape(-1) if observed_only else np.ones(n * h, bool)
-        return x[keep], y[keep]
+        return x[keep], y[keep], x[keep, -1].astype(np.int64)
 
     # -- fit / predict
     def fit(self, train: Inputs, val: Inputs | None = None) -> "LightGBMBaseline":
@@ -112,21 +113,26 @@ class LightGBMBaseline:
             k = min(self.pca, len(train) - 1)
             self.image_pca_ = _PCA(train.image_pooled[train.has_image] if train.has_image.any() else train.image_pooled, k)
             self.text_pca_ = _PCA(train.text_pooled[train.has_text] if train.has_text.any() else train.text_pooled, k)
-        n_attr = train.attributes.shape[1]
-        xt, yt = self._rows(train, observed_only=True)
-        xv, yv = self._rows(val, observed_only=True)
-        cats = list(range(n_attr))
-        dtrain = lgb.Dataset(xt, yt, categorical_feature=cats, free_raw_data=False)
-        dval = lgb.Dataset(xv, yv, categorical_feature=cats, reference=dtrain)
-        self.model_ = lgb.train(self.params, dtrain, num_boost_round=self.max_rounds, valid_sets=[dval],
+        cats = list(range(train.attributes.shape[1]))
+        (xt, yt, st), (xv, yv, sv) = self._rows(train, True), self._rows(val, True)
+        self.models_ = []  # (booster, its best round count): one, or one per step
+        for step in range(train.horizon) if self.per_step else [None]:
+            t, v = (slice(None), slice(None)) if step is None else (st == step, sv == step)
+            dtrain = lgb.Dataset(xt[t], yt[t], categorical_feature=cats, free_raw_data=False)
+            dval = lgb.Dataset(xv[v], yv[v], categorical_feature=cats, reference=dtrain)
+            booster = lgb.train(self.params, dtrain, num_boost_round=self.max_rounds, valid_sets=[dval],
                                 callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)])
-        self.best_rounds_ = int(self.model_.best_iteration or self.max_rounds)
+            self.models_.append((booster, int(booster.best_iteration or self.max_rounds)))
+        self.best_rounds_ = [r for _, r in self.models_]
         return self
 
     def predict(self, inp: Inputs) -> np.ndarray:
-        x, _ = self._rows(inp, observed_only=False)
-        yhat = self.model_.predict(x, num_iteration=self.best_rounds_) * self.scale_
-        return np.clip(yhat, 0.0, None).reshape(len(inp), inp.horizon).astype(np.float32)
+        x, _, steps = self._rows(inp, observed_only=False)
+        yhat = np.zeros(len(x))
+        for step, (booster, rounds) in enumerate(self.models_):
+            rows = slice(None) if not self.per_step else steps == step
+            yhat[rows] = booster.predict(x[rows], num_iteration=rounds)
+        return np.clip(yhat * self.scale_, 0.0, None).reshape(len(inp), inp.horizon).astype(np.float32)
 
 
 @register_baseline("lightgbm_pca", "LightGBM as `lightgbm`, plus 8 principal components each of the pooled image "
