@@ -65,10 +65,18 @@ def data_check(
     Example: sf data check demo_data
     """
     from sf.data.check import check_dataset, print_summary, write_json
+    from sf.data.contract import DataProblems
 
     if json_out:
         writable_file(json_out)
-    summary = check_dataset(data)
+    try:
+        summary = check_dataset(data)
+    except DataProblems as e:  # every violation, one line each, so one run shows what to fix
+        for line in e.lines:
+            err_console.print(f"[bold red]error:[/] {plain(line)}", highlight=False, soft_wrap=True)
+        if e.more:
+            err_console.print(f"[bold red]error:[/] ... and {e.more:,} more", highlight=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code)
     print_summary(summary, console)
     if json_out:
         write_json(summary, json_out)

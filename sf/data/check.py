@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sf.data.atomic import atomic_write_text
-from sf.data.contract import PERIOD_DAYS, SPLITS, Dataset, load_dataset
+from sf.data.contract import MAX_PROBLEMS, PERIOD_DAYS, SPLITS, Dataset, load_dataset
 
 MAX_EXAMPLES = 5
 
@@ -103,9 +103,10 @@ def _iso(d) -> str | None:
     return None if d is None else str(d)
 
 
-def check_dataset(path: str | Path) -> Summary:
-    """Load `path` through the contract (SfError on any violation) and summarise it."""
-    ds = load_dataset(path)
+def check_dataset(path: str | Path, max_problems: int | None = MAX_PROBLEMS) -> Summary:
+    """Load `path` through the contract and summarise it; violations raise one DataProblems listing up to
+    `max_problems` of them (None: SfError at the first)."""
+    ds = load_dataset(path, max_problems=max_problems)
     p = ds.products
     referenced, n_missing, missing = _image_counts(ds)
     horizons = _horizons(ds)
