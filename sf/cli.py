@@ -77,7 +77,7 @@ def data_check(
         if e.more:
             err_console.print(f"[bold red]error:[/] ... and {e.more:,} more", highlight=False, soft_wrap=True)
         raise typer.Exit(e.exit_code)
-    print_summary(summary, console)
+    print_summary(summary, console, err_console)
     if json_out:
         write_json(summary, json_out)
 

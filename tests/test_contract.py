@@ -277,7 +277,7 @@ def test_check_cli_prints_table_and_writes_json(tiny, cli):
     out_json = tiny.parent / "reports" / "summary.json"
     code, out, err = cli("data", "check", tiny, "--json", out_json)
     assert code == 0, err
-    assert "products" in out and "1 missing" in out and "warning:" in out
+    assert "products" in out and "1 missing" in out and "warning:" in err and "warning:" not in out
     saved = json.loads(out_json.read_text())
     assert saved["products"] == 3 and saved["images_missing"] == 1 and saved["splits"]["val"] == 1
     assert [p.name for p in out_json.parent.iterdir()] == ["summary.json"]  # no temp file left
