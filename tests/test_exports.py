@@ -153,3 +153,17 @@ def test_comma_csv_with_parquet_sales_and_typed_timestamps(export):
     (export / "sales.csv").unlink()
     ds = load_dataset(export)
     assert _units(ds)["A1"] == [(0, 3.0)]
+
+
+def test_the_documented_export_reads_as_the_docs_say(tmp_path):
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
+    body = text.split("<!-- section:exports -->")[1].split("<!-- /section:exports -->")[0]
+    root = tmp_path / "doc"
+    (root / "images").mkdir(parents=True)
+    for name, content in re.findall(r"^```\w+ (\S+)\n(.*?)^```", body, flags=re.M | re.S):
+        (root / name).write_text(content)
+    ds = load_dataset(root)
+    assert _units(ds)["A1"] == [(0, 6.0), (1, 0.0), (2, 4.0)]
+    assert ds.numeric_columns == ["price"] and ds.products["split"].to_list() == ["train", "val"]
