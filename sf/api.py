@@ -118,7 +118,7 @@ def _like_input(frame: pl.DataFrame, given: Any) -> Any:
     return frame.to_pandas() if type(given).__module__.startswith("pandas") else frame
 
 
-PYTHON_TERMS = (("--force", "force=True"), ("--out", "out="), ("--resume", "resume=True"), ("--store", "store="))
+PYTHON_TERMS = (("--force", "force=True"), ("--out", "out="), ("--resume", "resume=True"), ("--store", "store="), (" or --name", ""))
 
 
 def _in_python_terms(e: SfError) -> SfError:
