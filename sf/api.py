@@ -109,6 +109,33 @@ def write_dataset(frames: Mapping[str, Any], folder: PathLike) -> Path:
     return folder
 
 
+def _is_frame(x: Any) -> bool:
+    return isinstance(x, (pl.DataFrame, pl.LazyFrame)) or type(x).__module__.startswith("pandas")
+
+
+def _like_input(frame: pl.DataFrame, given: Any) -> Any:
+    """pandas in, pandas out: the caller's kind of frame."""
+    return frame.to_pandas() if type(given).__module__.startswith("pandas") else frame
+
+
+PYTHON_TERMS = (("--force", "force=True"), ("--out", "out="), ("--resume", "resume=True"), ("--store", "store="), (" or --name", ""))
+
+
+def _in_python_terms(e: SfError) -> SfError:
+    """The engine's messages name CLI options; from Python the same advice names the keyword."""
+    text = str(e)
+    for cli, py in PYTHON_TERMS:
+        text = text.replace(cli, py)
+    return type(e)(text) if type(e) is SfError else SfError(text)
+
+
+def _scratch(out: PathLike | None, prefix: str) -> Path:
+    """`out`, or a new temporary folder: nothing is written into the working directory unless asked."""
+    import tempfile
+
+    return Path(out) if out is not None else Path(tempfile.mkdtemp(prefix=prefix))
+
+
 def _dataset(data: Data, scratch: Path) -> Path:
     if isinstance(data, Mapping):
         return write_dataset(data, scratch)
@@ -220,17 +247,34 @@ class Forecaster:
 
     # -------------------------------------------------------------- training
 
-    def fit(self, store: FeatureStore | PathLike, data: Data, out: PathLike | None = None, *, force: bool = False,
-            progress: bool = False) -> "Forecaster":
-        """Train every seed on `data` (a dataset folder, or frames: products, sales, exog, dataset) with the
-        features of `store`, exactly as `sf train --features STORE --data DATA` does; the run folder is `out`
-        (default runs/<name>, as the CLI). Returns self; `metrics` then holds metrics.json."""
+    def fit(self, store: FeatureStore | PathLike | Frame, data: Data | Frame | None = None, out: PathLike | None = None,
+            *, images: PathLike | None = None, dataset: Mapping[str, Any] | None = None,
+            extract_options: Mapping[str, Any] | None = None, force: bool = False, progress: bool = False) -> "Forecaster":
+        """Train every seed exactly as `sf train --features STORE --data DATA` does.
+
+        Either `fit(store, data)` (a feature store and a dataset folder or frames), or from a notebook
+        `fit(products, sales, images=FOLDER)` with frames (pandas or polars): the features are then extracted
+        first, as `sf extract` would (`extract_options`: its keywords, e.g. backbone, weights, text_encoder),
+        into `out`. Everything is written under `out` (default: a new temporary folder). Returns self;
+        `metrics` then holds metrics.json."""
         from sf.forecast.engine import train_run
 
-        out = Path(out) if out is not None else None
-        folder = _dataset(data, (out or Path("runs")) / "dataset")
-        cfg = replace(self.config, features=Path(store), data=folder, out=out)
-        result = train_run(cfg, force=force, console=None if progress else _quiet(), progress=progress)
+        out = _scratch(out, "sf-run-")
+        try:
+            if _is_frame(store):
+                frames = {"products": store, "sales": data, "images": images, "dataset": dataset}
+                folder = write_dataset({k: v for k, v in frames.items() if v is not None}, out / "dataset")
+                store = extract(folder, out / "features.h5", progress=progress, **dict(extract_options or {}))
+                run_dir = out / "run"
+            else:
+                if data is None:
+                    raise SfError("fit: give a dataset (fit(store, data)) or frames (fit(products, sales, images=...))")
+                folder = _dataset(data, out / "dataset")
+                run_dir = out
+            cfg = replace(self.config, features=Path(store), data=folder, out=run_dir)
+            result = train_run(cfg, force=force, console=None if progress else _quiet(), progress=progress)
+        except SfError as e:
+            raise _in_python_terms(e) from None
         self.config, self.run_dir = result.config, Path(result.out)
         return self
 
@@ -264,19 +308,30 @@ class Forecaster:
 
     # -------------------------------------------------------------- applying
 
-    def predict(self, new_products: Data, *, observed: int | None = None, store: PathLike | None = None,
-                extract: bool = True) -> pl.DataFrame:
-        """Forecast products the model has never seen (a folder with a products table and images/, or frames
-        with `products` and `images`), as `sf predict`: their features are extracted with exactly the model's
-        extractor. Returns one row per product and step: product_id, step, date, yhat, the quantile columns
-        of a quantile model (p10, p50, p90), observed."""
+    def predict(self, new_products: Data | Frame, *, images: PathLike | None = None, observed: int | None = None,
+                store: PathLike | None = None, extract: bool = True, out: PathLike | None = None) -> Frame:
+        """Forecast products the model has never seen (a products frame, pandas or polars, with `images` the
+        folder its image paths are in; or a folder with a products table and images/; or frames), as
+        `sf predict`: their features are extracted with exactly the model's extractor. Nothing is written
+        to the model folder: scratch files go under `out` (default: a new temporary folder). Returns one row
+        per product and step, as the input's kind of frame (pandas in, pandas out): product_id, step, date,
+        yhat, the quantile columns of a quantile model (p10, p50, p90), observed."""
         from sf.apply.predict import PredictConfig, predict_new
 
         run = self._run()
-        folder = _dataset(new_products, run / "api_new")
-        cfg = PredictConfig(model=run, data=folder, out=run / f"forecasts_{folder.name}.parquet",
-                            store=Path(store) if store else None, observed=observed)
-        return predict_new(cfg, extract=extract_like if extract else None, console=_quiet()).forecasts
+        scratch = _scratch(out, "sf-predict-")
+        data = {"products": new_products, "images": images} if _is_frame(new_products) else new_products
+        if images is not None and isinstance(data, Mapping):
+            data = {**data, "images": images}
+        try:
+            folder = _dataset(data, scratch / "new_products")
+            cfg = PredictConfig(model=run, data=folder, out=scratch / f"forecasts_{folder.name}.parquet",
+                                store=Path(store) if store else (scratch / "features.h5" if extract else None),
+                                observed=observed)
+            frame = predict_new(cfg, extract=extract_like if extract else None, console=_quiet()).forecasts
+        except SfError as e:
+            raise _in_python_terms(e) from None
+        return _like_input(frame, new_products)
 
     def evaluate(self, data: Data, *, split: str | None = None, observed: int = 0, store: PathLike | None = None,
                  extract: bool = True) -> dict:

@@ -7,15 +7,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from sf import cli_options as O
+from sf.consoles import messages_console, plain, results_console
 from sf.errors import SfError
 from sf.forecast.config import TrainConfig
 from sf.outputs import writable_dir, writable_file
 
-console = Console()
-err_console = Console(stderr=True)
+console = results_console()
+err_console = messages_console()
 
 app = typer.Typer(
     help="Forecast new-product sales from images, descriptions and sales history.\n\n"
@@ -30,6 +30,23 @@ app = typer.Typer(
 data_app = typer.Typer(help="Validate and summarise dataset folders.", no_args_is_help=True)
 import_app = typer.Typer(help="Convert public datasets into sf's data contract.", no_args_is_help=True)
 cache_app = typer.Typer(help="Inspect, verify and merge HDF5 feature stores.", no_args_is_help=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"sf {version('sf')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print sf's version and exit."),
+) -> None:
+    """Forecast new-product sales from images, descriptions and sales history."""
+
+
 app.add_typer(data_app, name="data")
 app.add_typer(import_app, name="import")
 app.add_typer(cache_app, name="cache")
@@ -48,11 +65,19 @@ def data_check(
     Example: sf data check demo_data
     """
     from sf.data.check import check_dataset, print_summary, write_json
+    from sf.data.contract import DataProblems
 
     if json_out:
         writable_file(json_out)
-    summary = check_dataset(data)
-    print_summary(summary, console)
+    try:
+        summary = check_dataset(data)
+    except DataProblems as e:  # every violation, one line each, so one run shows what to fix
+        for line in e.lines:
+            err_console.print(f"[bold red]error:[/] {plain(line)}", highlight=False, soft_wrap=True)
+        if e.more:
+            err_console.print(f"[bold red]error:[/] ... and {e.more:,} more", highlight=False, soft_wrap=True)
+        raise typer.Exit(e.exit_code)
+    print_summary(summary, console, err_console)
     if json_out:
         write_json(summary, json_out)
 
@@ -125,7 +150,7 @@ def extract(
     compression: str = typer.Option("none", help="none, gzip or lzf."),
     max_pixels: int = typer.Option(89_478_485, "--max-pixels", help="Refuse larger images (decompression-bomb guard)."),
     decoder: str = typer.Option("auto", help="auto, pillow or torchvision (auto: batched nvJPEG on CUDA, Pillow on CPU)."),
-    engine: str = typer.Option("local", help="local (this machine) or ray (a Ray cluster: RAY_ADDRESS, else a local one; needs sf[ray])."),
+    engine: str = typer.Option("local", help="local (this machine) or ray (a Ray cluster: RAY_ADDRESS, else a local one; needs Ray: the ray extra)."),
     concurrency: Optional[int] = typer.Option(None, help="--engine ray: actors (default: one per GPU, else every CPU but one)."),
     list_: bool = typer.Option(False, "--list", help="List backbones and text encoders, then exit."),
 ) -> None:
@@ -272,10 +297,10 @@ def train(
         dropout=dropout, epochs=epochs, patience=patience, batch_size=batch_size, lr=lr, loss=loss,
         quantiles=quantiles, target=target, seeds=seeds, seed=seed, split=split, observe_max=observe_max,
         no_exog=no_exog, exog_future=exog_future, no_attributes=no_attributes, refit=refit, device=device, name=name, out=out)
-    result = train_run(cfg, resume=resume, force=force, console=console, allow_stale_features=allow_stale)
+    result = train_run(cfg, resume=resume, force=force, console=err_console, allow_stale_features=allow_stale)
     console.print(run_table(result.metrics))
     for note in result.metrics.get("notes", []):
-        err_console.print(f"[bold yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold yellow]warning:[/] {plain(note)}", highlight=False, soft_wrap=True)
     console.print(f"run folder: [bold]{result.out}[/] (metrics.json, predictions.parquet, checkpoints/, *.png)")
 
 # ---------------------------------------------------------------- ablate / compare
@@ -290,7 +315,7 @@ def ablate(
     features_alt: Optional[Path] = typer.Option(None, "--features-alt", help="Store of --backbone (default: --features with its backbone name swapped)."),
     extras: bool = typer.Option(True, "--extras/--no-extras", help="Also text only, image only, no exog, one-way attention."),
     workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
-    engine: str = typer.Option("local", help="local (processes here) or ray (one Ray task per row and seed: RAY_ADDRESS, else a local instance; needs sf[ray])."),
+    engine: str = typer.Option("local", help="local (processes here) or ray (one Ray task per row and seed: RAY_ADDRESS, else a local instance; needs Ray: the ray extra)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/ablate_<store name>)."),
     train: TrainConfig = None,  # the shared training options (cli_options.study_command)
     allow_stale: O.AllowStale = False,
@@ -309,7 +334,7 @@ def ablate(
     result = run_ablation(cfg, console=err_console)
     console.print(ablation_table(result))
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]note:[/] {plain(note)}", highlight=False, soft_wrap=True)
     console.print(f"written: [bold]{result.out}[/] (ablation.csv, ablation.json, ablation.png, config.json)")
 
 
@@ -325,7 +350,7 @@ def compare(
     backtest: int = typer.Option(0, "--backtest", help="Score every model on K rolling-origin folds instead (see `sf backtest`; one --data) [0: the one split]."),
     force: bool = typer.Option(False, help="With --backtest: replace a backtest made with other settings."),
     workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
-    engine: str = typer.Option("local", help="local (processes here) or ray (one Ray task per row and seed: RAY_ADDRESS, else a local instance; needs sf[ray])."),
+    engine: str = typer.Option("local", help="local (processes here) or ray (one Ray task per row and seed: RAY_ADDRESS, else a local instance; needs Ray: the ray extra)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/compare_<data names>)."),
     train: TrainConfig = None,  # the shared training options (cli_options.study_command)
     allow_stale: O.AllowStale = False,
@@ -357,7 +382,7 @@ def compare(
     if len(result.tables) > 1:
         console.print(across_table(result))
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]note:[/] {plain(note)}", highlight=False, soft_wrap=True)
     console.print(f"written: [bold]{result.out}[/] (compare.csv, compare.json, PNGs, config.json)")
 
 @app.command("backtest")
@@ -447,7 +472,7 @@ def _token_strings(texts, store_attrs):
 
 def _print_notes(notes) -> None:
     for note in notes:
-        console.print(f"note: {note}", highlight=False)
+        err_console.print(f"note: {plain(note)}", highlight=False, soft_wrap=True)
 
 
 @app.command("predict")
@@ -595,7 +620,7 @@ def demo(
                  text_encoder=text_encoder, ablation=ablation, compare=compare)
     given = {k: v for k, v in given.items() if v is not None}
     settings = DemoSettings.fast(**given) if fast else DemoSettings(**given)
-    result = run_demo(settings, console=console)
+    result = run_demo(settings, console=err_console)
     console.print(paths_table(result))
     console.print(f"read the report: [bold]{result.report}[/]", highlight=False)
 
@@ -605,12 +630,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="sf")
     except SfError as e:
-        err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {plain(e)}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except OSError as e:  # a path the OS refused (read-only, a file where a folder should be, disk full)
         from sf.outputs import os_error_line
 
-        err_console.print(f"[bold red]error:[/] {os_error_line(e)}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {plain(os_error_line(e))}", highlight=False, soft_wrap=True)
         sys.exit(SfError.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -24,7 +24,8 @@ def bar(console: Console | None, *fields: str, transient: bool = False, eta: boo
                TimeElapsedColumn()]
     if eta:
         columns += [TextColumn("eta"), TimeRemainingColumn()]
-    return Progress(*columns, console=console, transient=transient)
+    # Progress is never a result: without a console it goes to stderr, not rich's default stdout.
+    return Progress(*columns, console=console or Console(stderr=True), transient=transient)
 
 
 def progress_iter(items: Iterable[T], total: int, description: str, enabled: bool = True, unit: str = "it") -> Iterator[T]:

@@ -12,7 +12,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise SfError("--engine ray needs Ray: pip install 'sf[ray]' (or pip install 'ray[data]')") from None
+        raise SfError("--engine ray needs Ray: pip install -e '.[ray]' in sf's clone (or pip install 'ray[data]')") from None
     return ray
 
 

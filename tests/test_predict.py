@@ -190,11 +190,11 @@ def test_predict_and_cache_info_say_when_the_store_precision_differs(trained, tm
                         extract=FakeExtract(precision="bf16"))
     assert [n for n in other.notes if "holds bf16 features but the model was trained on fp32 features" in n]
 
-    code, out, _ = cli("cache", "info", tmp_path / "bf16.h5", "--model", run, "--json", tmp_path / "i.json")
-    assert code == 0 and "holds bf16 features but the model was trained on fp32" in " ".join(out.split())
+    code, out, err = cli("cache", "info", tmp_path / "bf16.h5", "--model", run, "--json", tmp_path / "i.json")
+    assert code == 0 and "holds bf16 features but the model was trained on fp32" in " ".join(err.split())  # a note
     assert "bf16" in json.loads((tmp_path / "i.json").read_text())["model"]["precision_note"]
-    code, out, _ = cli("cache", "info", tmp_path / "fp32.h5", "--model", run)
-    assert code == 0 and "fits" in out and "holds" not in out
+    code, out, err = cli("cache", "info", tmp_path / "fp32.h5", "--model", run)
+    assert code == 0 and "fits" in err and "holds" not in err + out
     FakeExtract(backbone="other")(_loaded(_new_products(tmp_path / "c")), None, tmp_path / "other.h5")
     code, _, err = cli("cache", "info", tmp_path / "other.h5", "--model", run)
     assert code == 2 and err.startswith("error:") and "backbone" in err and "Traceback" not in err

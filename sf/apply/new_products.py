@@ -11,6 +11,7 @@ Shared by `sf predict`, `sf evaluate` and `sf explain`:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -86,10 +87,9 @@ def _meta(root: Path, run: LoadedRun, notes: list[str]) -> DatasetMeta:
                 raise SfError(f"{root / 'dataset.toml'}: period {meta.period!r}, but the model was trained on "
                               f"{trained!r} sales ({train_dir}); forecast steps would mean something else")
     elif train_dir is not None and (train_dir / "dataset.toml").exists():
-        meta = load_meta(train_dir)
-        meta = DatasetMeta(name=root.name, period=meta.period, exog_link=meta.exog_link,
-                           exog_lookback=meta.exog_lookback)
-        notes.append(f"{root} has no dataset.toml: period, exog link and look-back taken from {train_dir}")
+        # All of the training data's reading (period, exog link, [columns], numeric), under this folder's name.
+        meta = replace(load_meta(train_dir), name=root.name)
+        notes.append(f"{root} has no dataset.toml: period, exog link, look-back and column names taken from {train_dir}")
     else:
         meta = DatasetMeta(name=root.name, exog_link=tuple(run.exog_names), exog_lookback=dims.lookback)
         notes.append(f"{root} has no dataset.toml: weekly periods and the model's exog link assumed")
@@ -112,9 +112,9 @@ def load_new_dataset(root: str | Path, run: LoadedRun, require_sales: bool = Fal
         raise SfError(f"{root}: dataset folder not found")
     notes: list[str] = []
     meta = _meta(root, run, notes)
-    products, attrs = load_products(root)
+    products, attrs = load_products(root, meta)
     if _table(root, "sales"):
-        sales = load_sales(root, products, meta.period)
+        sales = load_sales(root, products, meta.period, meta, notes=notes)
     elif require_sales:
         raise SfError(f"{root}: no sales.csv or sales.parquet; scoring needs the products' actual sales")
     else:
@@ -136,7 +136,9 @@ def load_new_dataset(root: str | Path, run: LoadedRun, require_sales: bool = Fal
     if unknown:
         first = next(iter(unknown))
         notes.append(f"attribute values the model never saw count as unknown (e.g. {first}: {unknown[first][:3]})")
-    return Dataset(root=root, meta=meta, products=products, sales=sales, exog=exog, attribute_columns=attrs), notes
+    numeric = [c for c in meta.numeric if c in products.columns]
+    return Dataset(root=root, meta=meta, products=products, sales=sales, exog=exog, attribute_columns=attrs,
+                   numeric_columns=numeric), notes
 
 
 def store_keys(path: Path) -> set[str]:

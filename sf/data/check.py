@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sf.data.atomic import atomic_write_text
-from sf.data.contract import PERIOD_DAYS, SPLITS, Dataset, load_dataset
+from sf.data.contract import MAX_PROBLEMS, PERIOD_DAYS, SPLITS, Dataset, load_dataset
 
 MAX_EXAMPLES = 5
+MANY_VALUES = 100  # a category with this many values is rarely one (a price, a size in cm, an id)
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Summary:
     period: str
     products: int
     attributes: dict[str, int]  # attribute column -> number of distinct non-empty values
+    numeric: dict[str, dict]  # numeric column -> min, max, mean, missing (products without a value)
     images_referenced: int
     images_found: int
     images_missing: int
@@ -51,6 +54,7 @@ class Summary:
     exog_lookback: int
     exog_linked_products: int  # products with at least one linked value that names an exog column
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # how the tables were read (rows summed, zero periods filled)
 
 
 def _image_counts(ds: Dataset) -> tuple[int, int, list[str]]:
@@ -99,18 +103,42 @@ def _exog_coverage_warning(ds: Dataset) -> list[str]:
             f"after the first exog date {first}; the missing part of their window is zeros"]
 
 
+def category_warnings(ds: Dataset) -> list[str]:
+    """Attribute columns that look like numbers, or have hundreds of values, used as categories."""
+    out = []
+    for c in ds.attribute_columns:
+        values = ds.products[c].filter(ds.products[c] != "")
+        n = values.n_unique()
+        looks_numeric = n > 12 and values.str.strip_chars().cast(pl.Float64, strict=False).is_not_null().all()
+        if looks_numeric or n >= MANY_VALUES:
+            what = "looks numeric" if looks_numeric else "has many values"
+            out.append(f"attribute '{c}' {what} ({n:,} distinct) and is read as a category, so a value not seen in "
+                       f"training counts as unknown; declare it with numeric = [\"{c}\"] in dataset.toml if it is a number")
+    return out
+
+
+def _numeric_summary(ds: Dataset) -> dict[str, dict]:
+    out = {}
+    for c in ds.numeric_columns:
+        col = ds.products[c]
+        out[c] = {"min": col.min(), "max": col.max(), "mean": col.mean(), "missing": int(col.is_null().sum())}
+    return out
+
+
 def _iso(d) -> str | None:
     return None if d is None else str(d)
 
 
-def check_dataset(path: str | Path) -> Summary:
-    """Load `path` through the contract (SfError on any violation) and summarise it."""
-    ds = load_dataset(path)
+def check_dataset(path: str | Path, max_problems: int | None = MAX_PROBLEMS) -> Summary:
+    """Load `path` through the contract and summarise it; violations raise one DataProblems listing up to
+    `max_problems` of them (None: SfError at the first)."""
+    ds = load_dataset(path, max_problems=max_problems)
     p = ds.products
     referenced, n_missing, missing = _image_counts(ds)
     horizons = _horizons(ds)
     n_linked, warnings = _exog_link_report(ds)
     warnings += _exog_coverage_warning(ds)
+    warnings += category_warnings(ds)
     if n_missing:
         eg = ", ".join(missing[:MAX_EXAMPLES])
         warnings.insert(0, f"{n_missing} of {referenced} image files are missing under {ds.images_dir} (e.g. {eg}); "
@@ -127,6 +155,7 @@ def check_dataset(path: str | Path) -> Summary:
         period=ds.meta.period,
         products=p.height,
         attributes={c: int(p.filter(pl.col(c) != "")[c].n_unique()) for c in ds.attribute_columns},
+        numeric=_numeric_summary(ds),
         images_referenced=referenced,
         images_found=referenced - n_missing,
         images_missing=n_missing,
@@ -149,6 +178,7 @@ def check_dataset(path: str | Path) -> Summary:
         exog_lookback=ds.meta.exog_lookback,
         exog_linked_products=n_linked,
         warnings=warnings,
+        notes=list(ds.notes),
     )
 
 
@@ -156,7 +186,8 @@ def _fmt_median(x: float | None) -> str:
     return "-" if x is None else (f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}")
 
 
-def print_summary(s: Summary, console: Console) -> None:
+def print_summary(s: Summary, console: Console, messages: Console | None = None) -> None:
+    """The table on `console`; notes and warnings on `messages` (stderr in the CLI; default: `console`)."""
     t = Table(title=f"dataset '{s.name}' ({s.path})", show_header=False, title_justify="left")
     t.add_column("what", style="bold")
     t.add_column("value")
@@ -179,9 +210,15 @@ def print_summary(s: Summary, console: Console) -> None:
                                f"({s.exog_lookback} {s.period}s look-back)")
     for col, n in s.attributes.items():
         t.add_row(f"attribute {col}", f"{n:,} values")
+    for col, v in s.numeric.items():
+        lo, hi, mean = (f"{x:,.4g}" if x is not None else "-" for x in (v["min"], v["max"], v["mean"]))
+        t.add_row(f"numeric {col}", f"{lo} .. {hi}, mean {mean}" + (f", {v['missing']:,} missing" if v["missing"] else ""))
     console.print(t)
+    messages = messages or console
+    for n in s.notes:
+        messages.print(f"[cyan]note:[/] {escape(n)}", highlight=False, soft_wrap=True)
     for w in s.warnings:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+        messages.print(f"[yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
 
 
 def write_json(s: Summary, path: str | Path) -> Path:

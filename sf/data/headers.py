@@ -38,7 +38,7 @@ def check_names(names: list[str], path: Path) -> None:
         seen[name] = i
 
 
-def check_csv_header(path: Path) -> list[str]:
+def check_csv_header(path: Path, sep: str = ",") -> list[str]:
     """Read and check only the header line of a CSV file; returns its column names."""
     try:
         with open(path, "rb") as fh:
@@ -57,7 +57,7 @@ def check_csv_header(path: Path) -> list[str]:
     if not text.strip():
         raise SfError(f"{path}: the first line (the header) is empty")
     try:
-        names = next(csv.reader(io.StringIO(text)))
+        names = next(csv.reader(io.StringIO(text), delimiter=sep))
     except csv.Error as e:
         raise SfError(f"{path}: the header line is not valid CSV ({clip(e, 120)})") from None
     check_names(names, path)
