@@ -23,9 +23,8 @@ from sf.report import svg
 
 TABLE_COLUMNS = (  # key, header, type: what the table shows and the CSV holds, in this order
     ("id", "product", "text"), ("category", "category", "text"), ("release", "release", "text"),
-    ("total", "forecast total (units)", "num"), ("lo", "total p10", "num"), ("hi", "total p90", "num"),
-    ("order", "order (units)", "num"))
-OVERVIEW_BARS = 40  # products in the overview chart (the largest totals)
+    ("total", "total (units)", "num"), ("lo", "p10", "num"), ("hi", "p90", "num"), ("order", "order (units)", "num"))
+OVERVIEW_BARS = 20  # products in the overview chart (the largest totals)
 
 
 @dataclass
@@ -103,14 +102,17 @@ def _rows(fc: NewForecasts) -> list[dict]:
     return out
 
 
-def csv_text(rows: list[dict]) -> str:
-    """The table as CSV: its columns, its cells, nothing else."""
+def csv_rows(header, rows) -> str:
+    """A table's header and text cells as CSV (RFC 4180 quoting)."""
     def cell(v: str) -> str:
         return f'"{v.replace(chr(34), chr(34) * 2)}"' if any(c in v for c in ',"\n') else v
 
-    lines = [",".join(h for _, h, _ in TABLE_COLUMNS)]
-    lines += [",".join(cell(r[k]) for k, _, _ in TABLE_COLUMNS) for r in rows]
-    return "\n".join(lines) + "\n"
+    return "".join(",".join(cell(str(v)) for v in line) + "\n" for line in [list(header), *rows])
+
+
+def csv_text(rows: list[dict]) -> str:
+    """The forecast table as CSV: its columns, its cells, nothing else."""
+    return csv_rows([h for _, h, _ in TABLE_COLUMNS], [[r[k] for k, _, _ in TABLE_COLUMNS] for r in rows])
 
 
 def overview(rows: list[dict], horizon: int) -> str:
@@ -144,8 +146,8 @@ def section(fc: NewForecasts) -> str:
             f"<p>{escape(t.get('order_rule', ''))}. Interval: {escape(t.get('method', ''))}. "
             f"Units summed over the {fc.horizon}-{period} horizon from each product's release; "
             "click or press Enter on a row for its weekly forecast.</p>"
-            f"{overview(rows, fc.horizon)}"
             f"<p><a id='csv-new-products' href='data:text/csv;charset=utf-8,{csv}' download='{escape(name)}'>"
             f"download this table (CSV)</a> · source: {escape(str(fc.source))}</p>"
-            f"<div class='scroll'><table id='forecast-table'><thead><tr>{head}</tr></thead>{''.join(body)}</table></div>"
+            f"<div class='np-grid'><div class='scroll np-table'><table id='forecast-table'><thead><tr>{head}</tr></thead>"
+            f"{''.join(body)}</table></div><div>{overview(rows, fc.horizon)}</div></div>"
             "</section>")

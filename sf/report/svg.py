@@ -72,7 +72,7 @@ def interval_bars(labels: list[str], values: list[float], intervals: list[tuple[
     """Horizontal bars with an interval whisker and a tick at `marks` (the order) per label, x axis in `unit`."""
     top_v = max([hi for _, hi in intervals] + list(values) + list(marks) + [1.0])
     ticks = _ticks(top_v)
-    left, right, row, top = min(200, 12 + 6.2 * max((len(l) for l in labels), default=10)), 30, 20, 40
+    left, right, row, top = min(200, 14 + 7 * max((len(l) for l in labels), default=10)), 30, 20, 40
     h = top + row * len(labels) + 40
     scale = (width - left - right) / ticks[-1]
     out = [f'<svg class="chart" role="img" viewBox="0 0 {width} {h}" width="{width}" height="{h}" '
