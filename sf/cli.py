@@ -486,23 +486,29 @@ def predict(
     device: str = typer.Option("cpu", help="cpu | cuda (for the forecasting model; extraction picks its own)."),
     force: bool = typer.Option(False, help="Replace a file at --out (or the .json/.png beside it) that sf predict did not write."),
     allow_stale: O.AllowStale = False,
+    service_level: O.ServiceLevel = None,
+    cost_over: O.CostOver = None,
+    cost_under: O.CostUnder = None,
 ) -> None:
     """Forecast products the model has never seen (no sales needed), one row per product and step.
 
     Features are extracted with exactly the model's backbone, weights, preprocessing and text encoder,
     incrementally; a store made otherwise is refused. Quantile models add p10/p50/p90-style columns.
+    Beside it, <out>_totals: per product the total over the horizon, its 80% interval (from sample paths,
+    calibrated on the run's validation products) and the order quantity (newsvendor, docs/apply.md).
 
     Example: sf predict --model runs/demo/model --data runs/demo/new --out forecasts.csv
     """
-    from sf.apply.predict import PredictConfig, predict_new, summary_table
+    from sf.apply.predict import PredictConfig, predict_new, summary_table, totals_path
 
     cfg = PredictConfig(model=model, data=data, out=out, store=store, observed=observed, device=device,
-                        allow_stale_features=allow_stale, force=force)
+                        allow_stale_features=allow_stale, force=force, service_level=service_level,
+                        cost_over=cost_over, cost_under=cost_under)
     result = predict_new(cfg, extract=_extract_like if extract else None, console=err_console)
     console.print(summary_table(result))
     _print_notes(result.notes)
     console.print(f"forecasts: [bold]{result.out}[/] ({result.forecasts.height} rows; plot {result.out.with_suffix('.png')}); "
-                  f"features: {result.store}", highlight=False)
+                  f"totals and orders: {totals_path(result.out)}; features: {result.store}", highlight=False)
 
 
 @app.command("evaluate")
@@ -518,20 +524,26 @@ def evaluate(
     device: str = typer.Option("cpu", help="cpu | cuda."),
     force: bool = typer.Option(False, help="Replace an evaluation of another model or data in the result folder."),
     allow_stale: O.AllowStale = False,
+    service_level: O.ServiceLevel = None,
+    cost_over: O.CostOver = None,
+    cost_under: O.CostUnder = None,
 ) -> None:
     """Score a trained model on another dataset folder: every metric of `sf train` beside the training mean curve.
 
-    Writes metrics.json, predictions.parquet, forecasts.png and totals.png to the result folder.
+    Writes metrics.json, predictions.parquet, forecasts.png and totals.png to the result folder; also what
+    sf's order quantity would have cost against ordering the point forecast or the mean curve.
 
     Example: sf evaluate --model runs/demo/model --data runs/demo/heldout
     """
-    from sf.apply.evaluate import EvaluateConfig, evaluate_run, evaluate_table
+    from sf.apply.evaluate import EvaluateConfig, evaluate_run, evaluate_table, orders_table
 
     names = tuple(b.strip() for b in baselines.split(",") if b.strip()) if baselines else ()
     cfg = EvaluateConfig(model=model, data=data, out=out, store=store, split=split, observed=observed, device=device,
-                         allow_stale_features=allow_stale, force=force, baselines=names)
+                         allow_stale_features=allow_stale, force=force, baselines=names,
+                         service_level=service_level, cost_over=cost_over, cost_under=cost_under)
     result = evaluate_run(cfg, extract=_extract_like if extract else None, console=err_console)
     console.print(evaluate_table(result.metrics))
+    console.print(orders_table(result.metrics))
     _print_notes(result.metrics["notes"])
     console.print(f"results: [bold]{result.out}[/] (metrics.json, predictions.parquet, forecasts.png, totals.png); "
                   f"baseline from {result.metrics['reference']}", highlight=False)

@@ -61,6 +61,12 @@ RunModel = Annotated[Path, typer.Option("--model", "-m", help="Run folder from `
 # Applying a model (predict, evaluate, explain) to products the training store may not hold.
 NewStore = Annotated[Optional[Path], typer.Option(
     "--store", help="Feature store for these products (default: <run>/features_new.h5; explain without --data: the training store).")]
+# The order quantity (sf.apply.totals): a quantile of the product's total over the horizon.
+ServiceLevel = Annotated[Optional[float], typer.Option(
+    "--service-level", help="Order the total's quantile at this probability of not running short (default 0.8).")]
+CostOver = Annotated[Optional[float], typer.Option(
+    "--cost-over", help="Cost of a unit left over (with --cost-under: order at the ratio under / (under + over)).")]
+CostUnder = Annotated[Optional[float], typer.Option("--cost-under", help="Cost of a unit short (lost margin).")]
 ExtractMissing = Annotated[bool, typer.Option(
     "--extract/--no-extract",
     help="Extract features the store lacks with the model's own backbone and text encoder (--no-extract: the store must hold them).")]

@@ -285,9 +285,9 @@ def _train_and_study(s: DemoSettings, steps: _Steps, out: Path, store: Path, dat
 
 def _apply(steps: _Steps, out: Path, new: Path, heldout: Path, extract):
     """The trained model on the new products: forecasts, their evaluation against real sales, one explained."""
-    from sf.apply.evaluate import EvaluateConfig, evaluate_run, evaluate_table
+    from sf.apply.evaluate import EvaluateConfig, evaluate_run, evaluate_table, orders_table
     from sf.apply.explain import ExplainConfig, explain_product
-    from sf.apply.predict import PredictConfig, predict_new
+    from sf.apply.predict import PredictConfig, predict_new, summary_table
     from sf.extract.tokens import token_strings
     from sf.forecast.checkpoints import load_run
 
@@ -296,11 +296,13 @@ def _apply(steps: _Steps, out: Path, new: Path, heldout: Path, extract):
     steps.start("predict", "predict the new products (their features extracted with the model's extractor)")
     predicted = predict_new(PredictConfig(model=model, data=new, out=out / "forecasts_new.csv"),
                             extract=extract, console=console, run=run)
+    console.print(summary_table(predicted))
     steps.done("predict", f"{len(predicted.inputs)} products x {predicted.inputs.horizon} steps -> {predicted.out}")
     steps.start("evaluate", "evaluate on the held-out products' real sales")
     evaluated = evaluate_run(EvaluateConfig(model=model, data=heldout, out=out / "evaluate_heldout",
                                             baselines=HELDOUT_BASELINES), extract=extract, console=console, run=run)
     console.print(evaluate_table(evaluated.metrics))
+    console.print(orders_table(evaluated.metrics))
     steps.done("evaluate", f"-> {evaluated.out}")
     steps.start("explain", "explain one new product")
     pick = _product_to_explain(predicted)

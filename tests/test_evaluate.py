@@ -149,3 +149,21 @@ def test_cli_evaluate_with_baselines(setup, tmp_path, cli):
     code, _, err = cli("evaluate", "--model", run, "--data", nxt, "--store", nxt_store, "--no-extract",
                        "--baselines", "nope", "--out", tmp_path / "ev2")
     assert code == 2 and "error:" in err and "nope" in err
+
+
+def test_orders_scored_against_point_forecast_and_mean_curve(setup, tmp_path):
+    run, curve, _, nxt, nxt_store = setup
+    m = evaluate_run(EvaluateConfig(model=run, data=nxt, store=nxt_store, out=tmp_path / "ev",
+                                    cost_over=1.0, cost_under=4.0)).metrics["totals"]
+    _, y, mask = load_dataset(nxt).sales_matrix(horizon=H)
+    actual = np.where(mask, y, 0).sum(1)
+    assert m["coverage"]["products"] == 40 and 0 <= m["coverage"]["covered"] <= 1
+    assert m["cost_per_unit"] == {"over": 1.0, "short": 4.0} and "0.8 quantile" in m["order_rule"]
+    mean = m["orders"]["mean curve"]
+    ordered = np.where(mask, curve[None, :], 0).sum(1)  # the mean curve's total over each product's known weeks
+    assert mean["ordered"] == pytest.approx(ordered.sum(), rel=1e-5)
+    assert mean["short"] == pytest.approx(np.clip(actual - ordered, 0, None).sum(), rel=1e-5)
+    assert mean["cost"] == pytest.approx(mean["overstock"] + 4 * mean["short"], rel=1e-9)
+    assert set(m["orders"]) == {"sf order", "point forecast", "mean curve"}
+    # ordering the 0.8 quantile orders more than the median forecast
+    assert m["orders"]["sf order"]["ordered"] > m["orders"]["point forecast"]["ordered"]

@@ -157,3 +157,14 @@ def test_attention_summaries():
     words = word_weights(i2t, mask, ["red", "", "pad"])  # "" = a special token: not listed, keeps its share
     assert words == [("red", pytest.approx(0.7))]
     assert word_weights(i2t, mask, ["red", ","]) == [("red", pytest.approx(0.7))]  # punctuation is not a word
+
+
+def test_word_pieces_are_shown_as_whole_words():
+    """"cash ##mere" is one word, "cashmere", with the pieces' shares summed; a piece after a special token or
+    punctuation starts a word of its own."""
+    i2t = np.array([[0.1, 0.2, 0.3, 0.15, 0.25]])
+    mask = np.ones(5, bool)
+    words = dict(word_weights(i2t, mask, ["cash", "##mere", "sued", "##e", "cash"]))
+    assert words == {"cashmere": pytest.approx(0.3), "suede": pytest.approx(0.45), "cash": pytest.approx(0.25)}
+    words = dict(word_weights(i2t, mask, ["wool", ",", "##en", "", "##x"]))
+    assert set(words) == {"wool", "en", "x"}

@@ -103,6 +103,39 @@ def test_predict_unseen_products(trained, tmp_path):
     assert result.out.with_suffix(".png").stat().st_size > 1000
 
 
+def test_totals_and_orders_beside_the_forecasts(trained, tmp_path):
+    _, _, run = trained
+    out = tmp_path / "f.parquet"
+    result = predict_new(PredictConfig(model=run, data=_new_products(tmp_path / "new"), out=out, service_level=0.9),
+                         extract=FakeExtract())
+    tot = pl.read_parquet(tmp_path / "f_totals.parquet")
+    assert tot.columns == ["product_id", "release_date", "total", "total_p10", "total_p90", "order_qty", "critical_ratio"]
+    weekly = pl.read_parquet(out).group_by("product_id").agg(pl.col("yhat").sum(), pl.col("p10").sum(),
+                                                             pl.col("p90").sum())
+    both = tot.join(weekly, on="product_id")
+    np.testing.assert_allclose(both["total"], both["yhat"], rtol=1e-4)  # the total is the weekly point's sum
+    assert (both["total_p10"] <= both["total_p90"]).all()
+    assert (both["order_qty"] >= both["total_p10"].floor()).all() and (tot["critical_ratio"] == 0.9).all()
+    # the interval comes from sample paths times validation ratios, not from summing weekly quantiles
+    assert not np.allclose(both["total_p90"], both["p90"], rtol=0.05)
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert "0.9 quantile" in side["totals"]["order_rule"] and "validation" in side["totals"]["method"]
+    assert result.totals.samples > 1
+    # the paths are every seed's every MC pass: their mean is the forecast itself
+    from sf.apply.predict import forecast_paths
+    from sf.forecast.checkpoints import load_run
+    paths = forecast_paths(load_run(run), result.inputs, result.observed)
+    assert paths.shape[1] > 1
+    np.testing.assert_allclose(paths.mean(1), result.yhat, rtol=1e-4, atol=1e-4)
+
+
+def test_cli_refuses_a_bad_service_level(trained, tmp_path, cli):
+    _, _, run = trained
+    code, _, err = cli("predict", "--model", run, "--data", _new_products(tmp_path / "new"), "--service-level", "1.5",
+                       "--out", tmp_path / "f.csv")
+    assert code == 2 and err.startswith("error: --service-level") and not (tmp_path / "f.csv").exists()
+
+
 def test_quantiles_are_ordered_and_point_is_median(trained, tmp_path):
     _, _, run = trained
     result = predict_new(PredictConfig(model=run, data=_new_products(tmp_path / "new"), out=tmp_path / "f.csv"),

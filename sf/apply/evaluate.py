@@ -28,7 +28,8 @@ from rich.table import Table
 
 from sf.apply.new_products import (Extract, load_new_dataset, resolve_features, run_folder, training_data,
                                    training_inputs)
-from sf.apply.predict import forecast, write_table
+from sf.apply.predict import forecast, new_product_totals, write_table
+from sf.apply.totals import coverage, order_costs, order_rule
 from sf.data.atomic import atomic_write_text
 from sf.data.contract import load_dataset
 from sf import jsonsafe
@@ -57,6 +58,9 @@ class EvaluateConfig:
     allow_stale_features: bool = False  # use features whose image/text changed since extraction
     force: bool = False  # replace an evaluation of another model or data in `out`
     baselines: tuple[str, ...] = ()  # registered baselines fitted on the model's training products, scored beside
+    service_level: float | None = None  # the order rule scored (sf.apply.totals.order_rule): default 0.8
+    cost_over: float | None = None
+    cost_under: float | None = None
 
 
 @dataclass
@@ -97,6 +101,7 @@ def training_reference(run: LoadedRun) -> TrainingReference:
 def evaluate_run(cfg: EvaluateConfig, extract: Extract | None = None, console=None,
                  run: LoadedRun | None = None) -> EvaluateResult:
     """The whole `sf evaluate`: features, forecasts per seed, every metric beside the training mean curve."""
+    rule = order_rule(cfg.service_level, cfg.cost_over, cfg.cost_under)
     run = run or load_run(cfg.model, cfg.device)
     if cfg.observed < 0 or cfg.observed >= run.horizon:
         raise SfError(f"--observed must be between 0 and {run.horizon - 1}, got {cfg.observed}")
@@ -135,6 +140,7 @@ def evaluate_run(cfg: EvaluateConfig, extract: Extract | None = None, console=No
         **seed_summary(scores, ensemble=compute_metrics(inp.y, ensemble, scored, ref.hit_threshold, q or None),
                        mean_curve=compute_metrics(inp.y, baseline, scored, ref.hit_threshold)),
         "baselines": {name: compute_metrics(inp.y, p, scored, ref.hit_threshold) for name, p in baselines.items()},
+        "totals": total_scores(run, inp, given, ensemble, scored, ref, rule),
         "notes": notes,
     }
     out = Path(cfg.out) if cfg.out is not None else run_folder(run) / f"eval_{ds.meta.name}"
@@ -143,6 +149,18 @@ def evaluate_run(cfg: EvaluateConfig, extract: Extract | None = None, console=No
                       "evaluation")
     _write(out, metrics, inp, ensemble, per_seed, run, ref, q)
     return EvaluateResult(out=out, metrics=metrics, inputs=inp, yhat=ensemble)
+
+
+def total_scores(run: LoadedRun, inp: Inputs, given: np.ndarray, ensemble: np.ndarray, scored: np.ndarray,
+                 ref: TrainingReference, rule) -> dict:
+    """The total's interval coverage and what each order policy would have cost on these products' real sales:
+    sf's order (the rule's quantile of the total), its point forecast's total, the training mean curve's total."""
+    t = new_product_totals(run, inp, given, ensemble, rule, scored)
+    actual = np.where(scored, inp.y, 0).sum(1)
+    mean_total = np.where(scored, ref.mean_curve[None, :], 0).sum(1)
+    orders = {"sf order": np.ceil(t.order), "point forecast": t.point, "mean curve": mean_total}
+    return {"coverage": coverage(actual, t), "method": t.method, "order_rule": rule.text,
+            "cost_per_unit": dict(zip(("over", "short"), rule.costs())), "orders": order_costs(actual, orders, rule)}
 
 
 def _baselines(cfg: EvaluateConfig, run: LoadedRun, inp: Inputs, notes: list[str]) -> dict[str, np.ndarray]:
@@ -215,4 +233,19 @@ def evaluate_table(metrics: dict) -> Table:
     table.caption = ("WAPE per step (ensemble): " + " ".join(format_metric("WAPE", w, fmt="{:.0f}") for w in steps)
                      + f"\nhit = total > {metrics['hit_threshold']:.1f} units (training median); "
                      f"{100 * metrics['no_image_share']:.0f}% without image")
+    return table
+
+
+def orders_table(metrics: dict) -> Table:
+    """What the orders would have cost on these products' real sales, and the total interval's coverage."""
+    t = metrics["totals"]
+    c = t["coverage"]
+    table = Table(title=f"orders on {c['products']} products with known sales, units (cost per unit over "
+                        f"{t['cost_per_unit']['over']:.3g}, short {t['cost_per_unit']['short']:.3g})")
+    for col in ("order policy", "ordered", "overstocked", "short", "cost"):
+        table.add_column(col, justify="left" if col == "order policy" else "right")
+    for name, o in t["orders"].items():
+        table.add_row(name, f"{o['ordered']:,.0f}", f"{o['overstock']:,.0f}", f"{o['short']:,.0f}", f"{o['cost']:,.1f}")
+    table.caption = (f"{t['order_rule']}\ntotal's 80% interval covers {100 * c['covered']:.0f}% of actual totals "
+                     f"(± {100 * c['se']:.0f} sampling s.e.; {100 * c['below']:.0f}% below, {100 * c['above']:.0f}% above)")
     return table

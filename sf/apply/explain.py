@@ -158,13 +158,27 @@ def region_weights(t2i: np.ndarray, mask: np.ndarray, grid: tuple[int, int]) -> 
 
 def word_weights(i2t: np.ndarray, mask: np.ndarray, tokens: list[str]) -> list[tuple[str, float]]:
     """(R, L) region-over-word attention of one product -> words ranked by their share of the attention
-    (repeats summed). Special tokens ("") and punctuation keep their share but are not listed."""
+    (repeats summed). Word pieces ("cash", "##mere") are joined into their word ("cashmere") with their shares
+    summed. Special tokens ("") and punctuation keep their share but are not listed."""
     w = i2t.mean(axis=0)
     total = float(w[mask[: len(w)]].sum()) or 1.0
-    share: dict[str, float] = {}
+    words: list[list] = []  # [text, share] in reading order
+    joinable = False  # whether the last listed word may take a following "##" piece
     for i, tok in enumerate(tokens[: len(w)]):
-        if mask[i] and any(c.isalnum() for c in tok):
-            share[tok] = share.get(tok, 0.0) + float(w[i])
+        if not mask[i]:
+            joinable = False
+            continue
+        if tok.startswith("##") and joinable:
+            words[-1][0] += tok[2:]
+            words[-1][1] += float(w[i])
+        elif any(c.isalnum() for c in tok):
+            words.append([tok.removeprefix("##"), float(w[i])])
+            joinable = True
+        else:
+            joinable = False
+    share: dict[str, float] = {}
+    for word, s in words:
+        share[word] = share.get(word, 0.0) + s
     return sorted(((t, s / total) for t, s in share.items()), key=lambda x: -x[1])
 
 

@@ -70,8 +70,8 @@ def _image_panel(fig, ax, exp, prep: dict) -> None:
                 ax.axhline(k * s / gh, color="w", lw=0.3, alpha=0.6)
             for k in range(1, gw):
                 ax.axvline(k * s / gw, color="w", lw=0.3, alpha=0.6)
-        ax.set_title(f"image, {'x'.join(map(str, exp.regions.shape)) + ' ' if exp.regions is not None else ''}"
-                     f"region attention", fontsize=9)
+        ax.set_title(f"image, {'x'.join(map(str, exp.regions.shape))} region attention" if exp.regions is not None
+                     else "image (this fusion has no region map)", fontsize=9)
     else:
         ax.text(0.5, 0.5, "no image" if not exp.has_image else "image not readable here", ha="center", va="center")
     ax.set_xticks([])

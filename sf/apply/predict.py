@@ -24,6 +24,8 @@ from sf.data.atomic import atomic_write, atomic_write_text
 from sf.errors import SfError
 from sf.forecast.checkpoints import LoadedRun, load_run, precision_note
 from sf.forecast.inputs import Inputs, build_inputs
+from sf.apply.totals import OrderRule, Totals, order_rule, path_totals, total_distribution, validation_ratios
+from sf.forecast.fit import predict_paths
 from sf.forecast.metrics import point_forecast
 from sf.forecast.run_guard import check_result_file
 from sf.outputs import writable_file
@@ -42,6 +44,9 @@ class PredictConfig:
     device: str = "cpu"
     allow_stale_features: bool = False  # use features whose image/text changed since extraction
     force: bool = False  # replace forecasts of another model or data at `out`
+    service_level: float | None = None  # order quantity: this quantile of the total (default 0.8) ...
+    cost_over: float | None = None  # ... or the newsvendor's cost_under / (cost_under + cost_over)
+    cost_under: float | None = None
 
 
 @dataclass
@@ -53,6 +58,7 @@ class PredictResult:
     yhat: np.ndarray  # (N, H) or (N, H, Q) units
     quantiles: tuple[float, ...]
     observed: np.ndarray  # (N,) weeks of sales given to the model per product
+    totals: Totals | None = None  # per product: total over the horizon, its interval, the order quantity
     notes: list[str] = field(default_factory=list)
 
 
@@ -89,6 +95,32 @@ def forecast(run: LoadedRun, inp: Inputs, observed: np.ndarray) -> np.ndarray:
     return out
 
 
+def forecast_paths(run: LoadedRun, inp: Inputs, observed: np.ndarray) -> np.ndarray:
+    """Every seed's every MC-dropout pass, (N, P, H[, Q]) units, grouped by weeks revealed like `forecast`."""
+    parts = {int(k): np.flatnonzero(observed == k) for k in np.unique(observed)}
+    out = None
+    for k, rows in parts.items():
+        paths = predict_paths(run, inp.take(rows), observed_steps=k)
+        if out is None:
+            out = np.zeros((len(inp), *paths.shape[1:]), np.float32)
+        out[rows] = paths
+    return out if out is not None else np.zeros((0, 1, inp.horizon), np.float32)
+
+
+def new_product_totals(run: LoadedRun, inp: Inputs, observed: np.ndarray, yhat: np.ndarray, rule: OrderRule,
+                       scored: np.ndarray | None = None) -> Totals:
+    """Each product's total over the (scored) weeks, its interval and order quantity (sf.apply.totals)."""
+    point = point_forecast(yhat, run.quantiles)
+    point = (np.where(scored, point, 0) if scored is not None else point).sum(1)
+    paths = path_totals(forecast_paths(run, inp, observed), run.quantiles, scored)
+    return total_distribution(paths, point, validation_ratios(run_folder(run)), rule)
+
+
+def totals_path(out: Path) -> Path:
+    """The per-product totals and orders beside the weekly table: forecasts.parquet -> forecasts_totals.parquet."""
+    return out.with_name(f"{out.stem}_totals{out.suffix}")
+
+
 def forecast_frame(inp: Inputs, yhat: np.ndarray, quantiles: tuple[float, ...], observed: np.ndarray,
                    period: str) -> pl.DataFrame:
     """Long table: product_id, step, date, yhat, [p..], observed (units given as input, else null)."""
@@ -120,6 +152,7 @@ def write_table(df: pl.DataFrame, path: Path) -> Path:
 def predict_new(cfg: PredictConfig, extract: Extract | None = None, console=None,
                 run: LoadedRun | None = None) -> PredictResult:
     """The whole `sf predict`; `extract` (wired by the CLI from sf.extract) makes missing features."""
+    rule = order_rule(cfg.service_level, cfg.cost_over, cfg.cost_under)
     run = run or load_run(cfg.model, cfg.device)
     ds, notes = load_new_dataset(cfg.data, run)
     if ds.products.height == 0:
@@ -128,7 +161,8 @@ def predict_new(cfg: PredictConfig, extract: Extract | None = None, console=None
     feats = resolve_features(run, ds, cfg.store, extract, console)
     # After the inputs are known good (their errors come first), before any forecast is computed or written.
     replaced = check_result_file(out, out.with_suffix(".json"), {"run": str(run_folder(run)), "data": str(cfg.data)},
-                                 cfg.force, "forecasts", beside=(out.with_suffix(".png"),), replace_other=True)
+                                 cfg.force, "forecasts", beside=(out.with_suffix(".png"), totals_path(out)),
+                                 replace_other=True)
     notes += [replaced] if replaced else []
     if note := precision_note(run, feats.attrs, feats.path):
         notes.append(note)
@@ -138,11 +172,13 @@ def predict_new(cfg: PredictConfig, extract: Extract | None = None, console=None
     yhat = forecast(run, inp, observed)
     frame = forecast_frame(inp, yhat, run.quantiles, observed, ds.meta.period)
     notes += little_known_notes(inp, point_forecast(yhat, run.quantiles))
+    totals = new_product_totals(run, inp, observed, yhat, rule)
     write_table(frame, out)
-    _write_sidecar(out, cfg, run, feats.path, inp, observed, notes)
+    write_table(totals.frame(inp.product_ids, inp.release), totals_path(out))
+    _write_sidecar(out, cfg, run, feats.path, inp, observed, notes, totals)
     plot_forecasts(inp, yhat, run.quantiles, observed, out.with_suffix(".png"), title=f"{ds.meta.name}: forecasts")
     return PredictResult(out=out, store=feats.path, forecasts=frame, inputs=inp, yhat=yhat, quantiles=run.quantiles,
-                         observed=observed, notes=notes)
+                         observed=observed, totals=totals, notes=notes)
 
 
 def little_known_notes(inp: Inputs, point: np.ndarray) -> list[str]:
@@ -162,14 +198,17 @@ def little_known_notes(inp: Inputs, point: np.ndarray) -> list[str]:
 
 
 def _write_sidecar(out: Path, cfg: PredictConfig, run: LoadedRun, store: Path, inp: Inputs, observed: np.ndarray,
-                   notes: list[str]) -> None:
+                   notes: list[str], totals: Totals) -> None:
     """The resolved settings beside the forecasts: what made them, from which features."""
     meta = {
         "config": plain(cfg), "run": str(run_folder(run)), "model": run.models[0].model_name,
         "seeds": [m.seed for m in run.models], "loss": run.loss, "quantiles": list(run.quantiles),
         "horizon": run.horizon, "store": str(store), "store_fingerprint": run.store.get("fingerprint"),
         "products": len(inp), "without_image": int((~inp.has_image).sum()),
-        "without_text": int((~inp.has_text).sum()), "observed_weeks": np.bincount(observed).tolist(), "notes": notes,
+        "without_text": int((~inp.has_text).sum()), "observed_weeks": np.bincount(observed).tolist(),
+        "totals": {"file": totals_path(out).name, "interval": "total_p10 .. total_p90 (80%)", "method": totals.method,
+                   "order_rule": totals.rule.text, "critical_ratio": totals.rule.critical_ratio},
+        "notes": notes,
     }
     atomic_write_text(out.with_suffix(".json"), json.dumps(meta, indent=2))
 
@@ -208,21 +247,17 @@ def plot_forecasts(inp: Inputs, yhat: np.ndarray, quantiles, observed: np.ndarra
 
 
 def summary_table(result: PredictResult, rows: int = 10) -> Table:
-    """The first products' total forecast over the horizon (and its quantile range)."""
-    q = result.quantiles
-    inp = result.inputs
-    table = Table(title=f"forecasts for {len(inp)} new product(s), {inp.horizon} steps, units")
-    for c in ("product", "image", "text", "weeks given", "total forecast"):
+    """The first products' total forecast over the horizon, its 80% interval and the order quantity."""
+    inp, t = result.inputs, result.totals
+    table = Table(title=f"forecasts for {len(inp)} new product(s), {inp.horizon} weeks, units")
+    for c in ("product", "image", "text", "weeks given", "total forecast", "total p10 .. p90", "order"):
         table.add_column(c, justify="right" if c != "product" else "left")
-    if result.yhat.ndim == 3:
-        table.add_column(f"Σ {quantile_column(q[0])} .. Σ {quantile_column(q[-1])}", justify="right")
-    point = point_forecast(result.yhat, q)
     for i in range(min(rows, len(inp))):
-        cells = [inp.product_ids[i], "yes" if inp.has_image[i] else "–", "yes" if inp.has_text[i] else "–",
-                 str(int(result.observed[i])), f"{point[i].sum():,.0f}"]
-        if result.yhat.ndim == 3:
-            cells.append(f"{result.yhat[i, :, 0].sum():,.0f} .. {result.yhat[i, :, -1].sum():,.0f}")
-        table.add_row(*cells)
+        table.add_row(inp.product_ids[i], "yes" if inp.has_image[i] else "–", "yes" if inp.has_text[i] else "–",
+                      str(int(result.observed[i])), f"{t.point[i]:,.0f}", f"{t.lo[i]:,.0f} .. {t.hi[i]:,.0f}",
+                      f"{np.ceil(t.order[i]):,.0f}")
+    caption = [t.rule.text, f"interval: {t.method}"]
     if len(inp) > rows:
-        table.caption = f"... and {len(inp) - rows} more in the file"
+        caption.append(f"... and {len(inp) - rows} more in {totals_path(result.out).name}")
+    table.caption = "\n".join(caption)
     return table

@@ -255,7 +255,17 @@ def predict(fitted, inp: Inputs, observed_steps: int = 0, threads: int = 1) -> n
         return _predict(fitted, inp, observed_steps)
 
 
-def _predict(fitted, inp: Inputs, observed_steps: int) -> np.ndarray:
+@torch.no_grad()
+def predict_paths(fitted, inp: Inputs, observed_steps: int = 0, threads: int = 1) -> np.ndarray:
+    """Every seed's every MC-dropout pass, not averaged: (N, P, H[, Q]) in units, P = seeds x passes (one pass
+    per seed for a model without MC dropout). `predict` is their mean over P."""
+    if hasattr(fitted, "models"):
+        return np.concatenate([predict_paths(m, inp, observed_steps, threads) for m in fitted.models], axis=1)
+    with cpu_threads(threads):
+        return _predict(fitted, inp, observed_steps, keep_passes=True)
+
+
+def _predict(fitted, inp: Inputs, observed_steps: int, keep_passes: bool = False) -> np.ndarray:
     model = fitted.model
     objective = Objective(fitted.loss, tuple(fitted.quantiles))
     target = getattr(fitted, "target", "scaled")
@@ -267,23 +277,24 @@ def _predict(fitted, inp: Inputs, observed_steps: int) -> np.ndarray:
 
     passes = model.mc_passes
     if passes and data.n:
-        out = _mc_dropout(model, forecast, inp.product_ids, passes, int(getattr(fitted, "seed", 0)))
+        out = _mc_dropout(model, forecast, inp.product_ids, passes, int(getattr(fitted, "seed", 0)), keep_passes)
     else:
         model.eval()
         parts = [forecast(idx) for idx in torch.arange(data.n).split(EVAL_BATCH)]
         out = np.concatenate(parts) if parts else np.zeros((0, inp.horizon, fitted.dims.n_outputs), np.float32)
+        out = out[:, None] if keep_passes else out
     return out if objective.loss == "quantile" else out[..., 0]
 
 
 def _mc_dropout(model: nn.Module, forecast: Callable[[torch.Tensor], np.ndarray], keys: list, passes: int,
-                seed: int) -> np.ndarray:
+                seed: int, keep_passes: bool = False) -> np.ndarray:
     """Each product's forecast: the mean of `passes` forecasts with dropout on (MC dropout), in units.
 
     A product's draws are seeded from the fit's seed and the product's id, so its forecast depends on nothing
     else in the call (not on the rows around it) and the same product always gets the same forecast; the
     caller's random state is left as it was. A model whose draws are keyed per product (sf.keyed_noise) runs
     the passes of as many products per forward call as fit in EVAL_BATCH rows; any other model one product's
-    passes per call, seeded from the global stream."""
+    passes per call, seeded from the global stream. `keep_passes`: every pass, (N, passes, ...), not their mean."""
     seeds = [MC_SEED + 1_000_003 * seed + zlib.crc32(str(key).encode()) for key in keys]
     device = next(model.parameters()).device
     out = []
@@ -297,11 +308,13 @@ def _mc_dropout(model: nn.Module, forecast: Callable[[torch.Tensor], np.ndarray]
                     rows = torch.arange(start, start + len(chunk)).repeat_interleave(passes)
                     with keyed_noise.keyed_rows(chunk, passes):
                         f = forecast(rows)
-                    out.append(f.reshape(len(chunk), passes, *f.shape[1:]).mean(axis=1))
+                    f = f.reshape(len(chunk), passes, *f.shape[1:])
+                    out.append(f if keep_passes else f.mean(axis=1))
                 return np.concatenate(out)
             for i, s in enumerate(seeds):
                 torch.manual_seed(s)
-                out.append(forecast(torch.full((passes,), i, dtype=torch.long)).mean(axis=0))
+                f = forecast(torch.full((passes,), i, dtype=torch.long))
+                out.append(f if keep_passes else f.mean(axis=0))
         finally:
             model.eval()
     return np.stack(out)

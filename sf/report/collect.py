@@ -78,6 +78,7 @@ class Report:
     reference: np.ndarray | None
     similarity: str
     notes: list[str] = field(default_factory=list)
+    new_products: object | None = None  # sf.report.forecasts.NewForecasts: `sf predict`'s output in the folder
 
 
 def _read_json(path: Path) -> dict | None:
@@ -115,9 +116,14 @@ def _thumb(path: Path | None, size: int, fit: str = "pad") -> str | None:
 
 
 def _headline_rows(block: dict, seeds: int) -> list[dict]:
-    rows = [{"name": f"model (mean ± std over {seeds} seed(s))", "mean": block.get("mean", {}), "std": block.get("std")}]
+    """One sf row (the seed ensemble: what `sf predict` forecasts; else the seeds' mean), then the references;
+    the seeds' mean ± std goes in the row's `per_seed` for the caption."""
+    per_seed = {"mean": block.get("mean", {}), "std": block.get("std"), "seeds": seeds}
     if block.get("ensemble"):
-        rows.append({"name": "model, seed ensemble", "mean": block["ensemble"], "std": None})
+        rows = [{"name": f"sf: seed ensemble of {seeds} seed(s)", "mean": block["ensemble"], "std": None,
+                 "per_seed": per_seed}]
+    else:
+        rows = [{"name": f"sf: mean ± std over {seeds} seed(s)", "mean": block.get("mean", {}), "std": block.get("std")}]
     if block.get("mean_curve"):
         rows.append({"name": "mean training curve (baseline)", "mean": block["mean_curve"], "std": None})
     rows += [{"name": f"{name} (baseline)", "mean": m, "std": None} for name, m in block.get("baselines", {}).items()]
@@ -167,13 +173,25 @@ def collect(folder: str | Path, max_products: int | None = None, device: str = "
     if kind == "run":
         _use_saved_forecasts(products, run_dir / "predictions.parquet")
     first = explanations[0] if explanations else None
-    return Report(
+    return Report(new_products=_new_forecasts(folder),
         title=f"sf report — {folder.name}", folder=folder, kind=kind, run=run_dir, subtitle=subtitle,
         headline=headline, ablation=_read_json(folder / "ablation" / "ablation.json") if kind == "demo" else None,
         compare=_read_json(folder / "compare" / "compare.json") if kind == "demo" else None, products=products,
         quantiles=tuple(run.quantiles), reference=None if first is None else first.reference,
         similarity=first.similarity if first else "", notes=notes + [f"metrics: {metrics_file}"],
     )
+
+
+def _new_forecasts(folder: Path):
+    """`sf predict`'s latest output in the folder (the demo's forecasts_new.csv, a run's forecasts_*.parquet)."""
+    from sf.report.forecasts import load_forecasts
+
+    found = sorted((p for p in folder.glob("forecasts_*_totals.*") if p.suffix in (".csv", ".parquet")),
+                   key=lambda p: p.stat().st_mtime)
+    if not found:
+        return None
+    t = found[-1]
+    return load_forecasts(t.with_name(t.stem.removesuffix("_totals") + t.suffix))
 
 
 def _scope(kind: str, folder: Path, run_dir: Path, metrics: dict, ds):

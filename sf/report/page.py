@@ -48,14 +48,19 @@ def _headline(report: Report) -> str:
         body = "".join(
             f"<tr><td>{escape(r['name'])}</td>" + "".join(f"<td class='num'>{_metric(r['mean'], r['std'], k)}</td>" for k in keys)
             + "</tr>" for r in block["rows"])
-        parts.append(f"<h3>{escape(block['split'])} ({block['products']} products)</h3>"
-                     f"<table class='metrics'><thead><tr><th></th>{head}</tr></thead><tbody>{body}</tbody></table>")
+        per_seed = next((r["per_seed"] for r in block["rows"] if r.get("per_seed")), None)
+        caption = (f"<p class='note'>The same products scored per seed: WAPE {_metric(per_seed['mean'], per_seed['std'], 'WAPE')} "
+                   f"(mean ± std over {per_seed['seeds']} seeds).</p>" if per_seed else "")
+        parts.append(f"<h3>scope: {escape(block['split'])} ({block['products']} products)</h3>"
+                     f"<div class='scroll'><table class='metrics'><thead><tr><th></th>{head}</tr></thead><tbody>{body}"
+                     f"</tbody></table></div>{caption}")
         wape = [(r["name"], r["mean"].get("WAPE"), (r["std"] or {}).get("WAPE", 0.0)) for r in block["rows"]]
         wape = [w for w in wape if w[1] is not None]
         if wape:
             parts.append(svg.bars([w[0] for w in wape], [w[1] for w in wape], [w[2] for w in wape],
                                   title=f"pooled WAPE on {block['split']} (lower is better)",
-                                  highlight={w[0] for w in wape if not w[0].startswith("mean training")}))
+                                  highlight={w[0] for w in wape if w[0].startswith("sf")},
+                                  unit="pooled WAPE, % of units sold"))
     return "".join(parts)
 
 
@@ -79,12 +84,13 @@ def _study_table(rows: list[dict], title: str, split: str, own: set[str], extra_
         cls = " class='own'" if r["row"] in own else ""
         body.append(f"<tr{cls}><td>{escape(str(r['row']))}</td>{extra}{cells}</tr>")
     extra_head = f"<th>{extra_col}</th>" if extra_col else ""
-    table = (f"<table class='metrics study'><thead><tr><th>{escape(title)}</th>{extra_head}{head}</tr></thead>"
-             f"<tbody>{''.join(body)}</tbody></table>")
+    table = (f"<div class='scroll'><table class='metrics study'><thead><tr><th>{escape(title)}</th>{extra_head}{head}"
+             f"</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
     shown = [r for r in rows if isinstance(r.get(split), dict)]
     chart = svg.bars([str(r["row"]) for r in shown], [r[split]["mean"].get("WAPE") for r in shown],
                      [(r[split].get("std") or {}).get("WAPE", 0.0) for r in shown],
-                     title=f"pooled WAPE on {split} (± std over seeds)", highlight=own)
+                     title=f"pooled WAPE on {split} (± std over seeds)", highlight=own,
+                     unit="pooled WAPE, % of units sold")
     return table + chart
 
 
@@ -94,7 +100,8 @@ def _studies(report: Report) -> str:
         out.append("<section id='comparison'>")
         for name, rows in (report.compare.get("tables") or {}).items():
             out.append(f"<h2>Comparison: {escape(name)}</h2>"
-                       "<p>Every model on the same split and seeds (sf compare); rank by pooled WAPE on test.</p>"
+                       "<p>Scope: every model on the demo catalogue's own split (sf compare; shorter training, --study-epochs), "
+                       "not the held-out products above; rank by pooled WAPE on test.</p>"
                        + _study_table(rows, "model", "test", {"sf"}, extra_col="rank"))
         out += [f"<p class='note'>{escape(note)}</p>" for note in report.compare.get("notes", [])]
         out.append("</section>")
@@ -102,7 +109,8 @@ def _studies(report: Report) -> str:
         rows = report.ablation.get("rows", [])
         own = {r["row"] for r in rows if "biattn · bilstm" in str(r["row"])}
         out.append("<section id='ablation'><h2>Ablation</h2><p>Backbone × fusion × head and one change at a time "
-                   "(sf ablate); choose on validation, test beside it.</p>"
+                   "(sf ablate) on the demo catalogue's own split, shorter training (--study-epochs): scope differs from the "
+                   "headline's; choose on validation, test beside it.</p>"
                    + _study_table(rows, "row", report.ablation.get("reported_split", "test"), own) + "</section>")
     return "".join(out)
 
@@ -158,6 +166,22 @@ def _row(p: ProductView, report: Report, category_col: str | None) -> str:
             f"<tr class='detail' hidden><td colspan='9'>{_detail(p, report)}</td></tr></tbody>")
 
 
+PRODUCT_CSV = ("product", "category", "split", "actual total", "forecast total", "WAPE %", "MAE", "top word")
+
+
+def _products_csv(report: Report, category_col: str | None) -> str:
+    """The product table's text columns as CSV (what its cells show), URL-encoded for a data: link."""
+    from urllib.parse import quote
+
+    from sf.report.forecasts import csv_rows
+
+    rows = [[p.product_id, p.attributes.get(category_col, "") if category_col else "", p.split,
+             _fmt(p.total_actual, 0).replace(",", ""), _fmt(p.total_forecast, 0).replace(",", ""),
+             _fmt(p.wape, 1).replace(",", ""), _fmt(p.mae, 2).replace(",", ""), p.words[0][0] if p.words else ""]
+            for p in report.products]
+    return quote(csv_rows(PRODUCT_CSV, rows))
+
+
 def _browser(report: Report) -> str:
     if not report.products:
         return "<section id='products'><h2>Products</h2><p>No products to show.</p></section>"
@@ -168,7 +192,8 @@ def _browser(report: Report) -> str:
     splits = sorted({p.split for p in report.products} - {""})
     split_opts = "".join(f"<option value='{escape(s)}'>{escape(s)}</option>" for s in splits)
     head = "".join(
-        f"<th data-key='{k}' data-type='{t}' class='sortable'>{label}</th>" if k else f"<th>{label}</th>"
+        f"<th data-key='{k}' data-type='{t}' class='sortable'><button type='button'>{label}</button></th>" if k
+        else f"<th>{label}</th>"
         for k, t, label in (("", "", ""), ("id", "text", "product"), ("category", "text", escape(category_col or "category")),
                             ("split", "text", "split"), ("actual", "num", "actual total"),
                             ("forecast", "num", "forecast total"), ("wape", "num", "WAPE %"), ("mae", "num", "MAE"),
@@ -177,31 +202,59 @@ def _browser(report: Report) -> str:
     return (f"<section id='products'><h2>Products ({len(report.products)})</h2>"
             "<p>Every forecast product: click a row for its image with the attention overlay, its words, the forecast "
             "with its band against the actual sales, and the training products the model finds most similar. "
-            "Click a column header to sort.</p>"
+            "Click a column header (or Tab to it and press Enter) to sort.</p>"
+            f"<p><a id='csv-products' href='data:text/csv;charset=utf-8,{_products_csv(report, category_col)}' "
+            "download='products.csv'>download this table (CSV)</a></p>"
             "<div class='filters'><label>search <input id='f-search' type='search' placeholder='id, word, attribute'></label>"
             f"<label>{escape(category_col or 'category')} <select id='f-category'><option value=''>all</option>{options}</select></label>"
             f"<label>split <select id='f-split'><option value=''>all</option>{split_opts}</select></label>"
             "<label>WAPE ≥ <input id='f-wape' type='number' min='0' step='5' value=''></label>"
             "<label><input id='f-image' type='checkbox'> with image only</label>"
             "<span id='f-count'></span></div>"
-            f"<table id='product-table'><thead><tr>{head}</tr></thead>{rows}</table></section>")
+            f"<div class='scroll'><table id='product-table'><thead><tr>{head}</tr></thead>{rows}</table></div></section>")
+
+
+def _nav(sections: list[tuple[str, str]]) -> str:
+    return "<nav>" + " ".join(f"<a href='#{i}'>{escape(label)}</a>" for i, label in sections) + "</nav>"
+
+
+def _page(title: str, subtitle: str, summary: str, nav: str, body: str, scripts: tuple[str, ...]) -> str:
+    js = "".join(f"<script>{_asset(s)}</script>" for s in scripts)
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{escape(title)}</title><style>{_asset('page.css')}</style></head><body>"
+            f"<header><h1>{escape(title)}</h1><p>{escape(subtitle)}</p><p class='note'>{escape(summary)}</p>{nav}</header>"
+            f"<main>{body}</main>{js}</body></html>")
 
 
 def render(report: Report) -> str:
+    from sf.report.forecasts import section as forecasts_section
+
     notes = "".join(f"<li>{escape(n)}</li>" for n in report.notes)
     errors = [p.wape for p in report.products if p.wape is not None]
     summary = (f"{len(report.products)} products; median product WAPE {np.median(errors):.1f}" if errors
                else f"{len(report.products)} products")
-    return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{escape(report.title)}</title><style>{_asset('page.css')}</style></head><body>"
-        f"<header><h1>{escape(report.title)}</h1><p>{escape(report.subtitle)}</p><p class='note'>{escape(summary)}</p>"
-        "<nav><a href='#headline'>headline</a> <a href='#comparison'>comparison</a> <a href='#ablation'>ablation</a> "
-        "<a href='#products'>products</a></nav></header><main>"
-        f"<section id='headline'><h2>Headline metrics</h2><p>Pooled over products and steps, in units; the baseline is the "
-        f"training products' mean curve.</p>{_headline(report)}</section>"
-        f"{_studies(report)}{_browser(report)}"
-        f"<footer><ul class='notes'>{notes}</ul><p>Analogs: {escape(report.similarity)}.</p></footer>"
-        f"</main><script>{_asset('page.js')}</script></body></html>"
-    )
+    new = forecasts_section(report.new_products) if report.new_products is not None else ""
+    studies = _studies(report)
+    sections = [(i, label) for i, label, shown in (
+        ("new-products", "new products: forecasts and orders", bool(new)), ("headline", "headline", True),
+        ("comparison", "comparison", "id='comparison'" in studies), ("ablation", "ablation", "id='ablation'" in studies),
+        ("products", "products", True)) if shown]
+    body = (f"{new}<section id='headline'><h2>Headline metrics</h2><p>Pooled over products and weeks, in units; the "
+            f"baseline is the training products' mean curve.</p>{_headline(report)}</section>"
+            f"{studies}{_browser(report)}"
+            f"<footer><ul class='notes'>{notes}</ul><p>Analogs: {escape(report.similarity)}.</p></footer>")
+    return _page(report.title, report.subtitle, summary, _nav(sections), body, ("page.js", "forecasts.js"))
+
+
+def render_forecasts(fc) -> str:
+    """A page of `sf predict`'s output alone: new products have no sales, so no metrics, only what to order."""
+    from sf.report.forecasts import section
+
+    side = fc.side
+    subtitle = (f"sf predict: {side.get('products', fc.totals.height)} new products, model {side.get('run', '?')}, "
+                f"{len(side.get('seeds', []))} seed(s)")
+    notes = "".join(f"<li>{escape(n)}</li>" for n in side.get("notes", []))
+    body = section(fc) + (f"<footer><ul class='notes'>{notes}</ul></footer>" if notes else "")
+    return _page(f"sf report — {fc.source.stem}", subtitle, f"{fc.totals.height} products, {fc.horizon} weeks",
+                 _nav([("new-products", "new products: forecasts and orders")]), body, ("forecasts.js",))
