@@ -13,7 +13,6 @@ h5py is used from the main process only.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
@@ -30,6 +29,7 @@ import numpy as np
 from sf.cache import schema as S
 from sf.cache.damage import probe, reading, short
 from sf.errors import SfError, write_failure
+from sf.lockfile import held
 
 CHUNK_BYTES = 256 * 1024
 STR = h5py.string_dtype("utf-8")
@@ -241,38 +241,9 @@ class StoreFiles:
     def locked(self):
         """One writer per store; the OS drops the lock when a process dies, even by SIGKILL."""
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        fh = self._lock()
-        try:
+        with held(self.lock_path, f"{self.out}: another `sf extract` is writing this store right now"):
             self.clean_leftovers()
             yield self
-        finally:
-            # The lock file stays: deleting it would let a second writer lock a new file while a third
-            # still holds the old one.
-            fh.close()
-
-    def _lock(self):
-        """flock the lock file and write our pid in it. Forked children (DataLoader workers) inherit the
-        flock and keep it for seconds after their parent was killed; a lock whose recorded writer is dead
-        is taken over through a fresh lock file renamed over the old one."""
-        fh = open(self.lock_path, "a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.seek(0)
-            holder = fh.read().strip()
-            fh.close()
-            if not holder.isdigit() or _alive(int(holder)):
-                raise SfError(f"{self.out}: another `sf extract` is writing this store right now"
-                              + (f" (pid {holder})" if holder.isdigit() else "")) from None
-            fresh = self.lock_path.with_name(f"{self.lock_path.name}.{os.getpid()}")
-            fh = open(fresh, "w")
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it
-            os.replace(fresh, self.lock_path)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{os.getpid()}\n")
-        fh.flush()
-        return fh
 
     def clean_leftovers(self) -> None:
         """Half-written files of a killed run: never complete, so always safe to delete."""
@@ -448,22 +419,6 @@ class BackgroundParts:
         self.queue.put(None)
         self.thread.join()
         self._raise()
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's live process
-    # A zombie (killed, not yet reaped) holds nothing any more.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def read_attrs_of(path: Path) -> dict:
