@@ -117,6 +117,8 @@ def _dataset_names(f: h5py.File, res: VerifyResult) -> list[str]:
 
 
 def _read_chunks(ds: h5py.Dataset, res: VerifyResult) -> None:
+    if ds.shape[0] == 0:  # an interrupted or empty shard's store: nothing to read (iter_chunks would raise)
+        return
     for sel in ds.iter_chunks():
         rows = f"{sel[0].start}..{sel[0].stop - 1}" if sel and isinstance(sel[0], slice) else "?"
         try:

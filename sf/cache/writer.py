@@ -13,8 +13,8 @@ h5py is used from the main process only.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -28,7 +28,8 @@ import numpy as np
 
 from sf.cache import schema as S
 from sf.cache.damage import probe, reading, short
-from sf.errors import SfError
+from sf.errors import SfError, write_failure
+from sf.lockfile import held
 
 CHUNK_BYTES = 256 * 1024
 STR = h5py.string_dtype("utf-8")
@@ -204,6 +205,18 @@ def failpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def write_bytes_synced(path: Path, data) -> None:
+    """`data` to `path`, fsynced; on any failure the half-written file is removed and SfError names it."""
+    try:
+        with open(path, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as e:
+        path.unlink(missing_ok=True)
+        raise SfError(write_failure(path, e)) from None
+
+
 def fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -228,19 +241,9 @@ class StoreFiles:
     def locked(self):
         """One writer per store; the OS drops the lock when a process dies, even by SIGKILL."""
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(self.lock_path, "w")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.close()
-            raise SfError(f"{self.out}: another `sf extract` is writing this store right now") from None
-        try:
+        with held(self.lock_path, f"{self.out}: another `sf extract` is writing this store right now"):
             self.clean_leftovers()
             yield self
-        finally:
-            # The lock file stays: deleting it would let a second writer lock a new file while a third
-            # still holds the old one.
-            fh.close()
 
     def clean_leftovers(self) -> None:
         """Half-written files of a killed run: never complete, so always safe to delete."""
@@ -290,12 +293,15 @@ class StoreFiles:
             name = f"part-{n:06d}.h5"
         final = self.parts_dir / name
         tmp = final.with_name(final.name + ".tmp")
-        with h5py.File(tmp, "w") as f:
+        # Built in memory, written by Python: HDF5 never meets a full disk (closing a file after a failed
+        # write segfaults it), and ENOSPC is one OSError naming the part.
+        image = io.BytesIO()
+        with h5py.File(image, "w") as f:
             create_datasets(f, attrs, compression)
             for block in [blocks] if isinstance(blocks, RowBlock) else blocks:
                 append(f, block)  # block by block: no concatenated copy of a part's worth of features
             write_attrs(f, {**attrs, "complete": False, "part": True})
-        fsync_path(tmp)
+        write_bytes_synced(tmp, image.getbuffer())
         failpoint("part-before-rename")
         os.replace(tmp, final)
         failpoint("part-written")
@@ -309,6 +315,30 @@ class StoreFiles:
         rows kept from an earlier run get their position in this listing, so `sf cache merge` can
         restore input order from any shard, resumed or incremental."""
         parts = self.parts()
+        self._room_to_fold(parts)
+        try:
+            self._fold(parts, attrs, complete, compression, positions)
+        except OSError as e:  # the disk filled anyway (another writer): the store and the parts stay as they were
+            self.tmp.unlink(missing_ok=True)
+            raise SfError(write_failure(self.tmp, e) + f"; the rows extracted so far stay in {self.parts_dir}") from None
+        fsync_path(self.tmp)
+        failpoint("finalize-before-rename")
+        os.replace(self.tmp, self.out)
+        fsync_path(self.out.parent)
+        failpoint("finalize-renamed")
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+
+    def _room_to_fold(self, parts: list[Path]) -> None:
+        """Refuse before copying when the copy cannot fit: HDF5 is not trusted to fail cleanly mid-write."""
+        need = (self.out.stat().st_size if self.out.exists() else 0) + sum(p.stat().st_size for p in parts) + (1 << 20)
+        free = shutil.disk_usage(self.out.parent).free
+        if need > free:
+            raise SfError(f"{self.tmp}: could not be written: No space left on device (folding the parts needs "
+                          f"{need / 1e6:.1f} MB, {free / 1e6:.1f} MB free); free space and rerun the same command "
+                          f"(the rows extracted so far stay in {self.parts_dir})")
+
+    def _fold(self, parts: list[Path], attrs: dict, complete: bool, compression: str,
+              positions: dict[str, int] | None) -> None:
         if self.out.exists():
             shutil.copyfile(self.out, self.tmp)
         with h5py.File(self.tmp, "r+" if self.out.exists() else "w") as f:
@@ -346,12 +376,6 @@ class StoreFiles:
             f.attrs["complete"] = bool(complete)
             f.attrs["fingerprint"] = S.fingerprint(attrs)
             f.attrs["strings_sha256"] = strings_sha256(f)
-        fsync_path(self.tmp)
-        failpoint("finalize-before-rename")
-        os.replace(self.tmp, self.out)
-        fsync_path(self.out.parent)
-        failpoint("finalize-renamed")
-        shutil.rmtree(self.parts_dir, ignore_errors=True)
 
 
 class BackgroundParts:

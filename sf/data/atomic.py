@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sf.errors import SfError
+from sf.errors import SfError, disk_full, write_failure
 
 
 def _umask_mode(mode: int) -> int:
@@ -19,16 +19,28 @@ def _umask_mode(mode: int) -> int:
 
 
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> Path:
-    """`write(tmp)` a temp file beside `path`, then rename it over `path`: the file is whole or absent."""
+    """`write(tmp)` a temp file beside `path`, then rename it over `path`: the file is whole or absent.
+
+    A write the disk refuses (full, quota, read-only) is one SfError naming `path`, whichever library
+    wrote it (torch.save says "unexpected pos", polars "ComputeError"), and the temp file is removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise SfError(write_failure(path, e)) from None
     os.close(fd)
     try:
         write(tmp)
         # mkstemp makes 0600 files; results should get the permissions any other new file would.
         os.chmod(tmp, _umask_mode(0o666))
         os.replace(tmp, path)
+    except (SfError, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        if not isinstance(e, OSError) and not disk_full(e, path.parent):
+            raise
+        raise SfError(write_failure(path, e)) from None
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path

@@ -276,6 +276,8 @@ def run(inputs: I.Sources, out: str | Path | None, cfg: ExtractConfig, console: 
     """Extract `inputs` into the store `out` (created, resumed or extended); see the module docstring."""
     console = console or Console(stderr=True)
     shard = I.parse_shard(cfg.shard)
+    if not inputs.items:  # a header-only table: no store at all beats an empty one
+        raise SfError(f"{inputs.name}: no rows to extract (the products table or folder is empty); nothing written")
     out = writable_file(Path(out) if out else default_out(inputs, cfg))
     if out.exists():
         read_attrs_of(out)  # a file at --out that is not a store is refused before a lock file appears beside it
@@ -352,6 +354,9 @@ def _extract_rows(inputs, hashes, todo, ext: Extractor, files: StoreFiles, attrs
         buffer += queue.drain()
         flush()
         writer.close()
+        if not files.parts() and not files.out.exists():
+            console.print("interrupted before any row was finished: nothing written")
+            raise
         files.finalize(attrs, complete=False, compression=cfg.compression)
         console.print(f"interrupted: finished rows saved to {files.out} (incomplete); rerun the same command to finish")
         raise

@@ -104,6 +104,8 @@ def from_products_table(table: str | Path, images_dir: str | Path | None = None)
     df = df.rename({c: c.strip() for c in df.columns})
     if "product_id" not in df.columns:
         raise SfError(f"{where(table, column='product_id')}: required column is missing (columns: {columns_list(df.columns)})")
+    if df.height == 0:
+        raise SfError(f"{table}: no product rows (only a header); nothing to extract")
     base = Path(images_dir) if images_dir else table.parent
     ids = [("" if v is None else str(v).strip()) for v in df["product_id"].to_list()]
     images = [("" if v is None else str(v).strip()) for v in df["image"].to_list()] if "image" in df.columns else [""] * len(ids)

@@ -161,6 +161,10 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedR
         if not paths:
             raise SfError(f"{run_dir}: no checkpoints found (expected {run_dir}/checkpoints/seed*.pt; run `sf train`)")
     models = [load_checkpoint(p, device) for p in paths]
+    if not run_dir.is_file():
+        from sf.forecast.run_state import check_whole
+
+        check_whole(run_dir, paths, models[0].config.seed_list if models[0].config else None)
     first = models[0]
     for m in models[1:]:
         if m.store.get("fingerprint") != first.store.get("fingerprint") or m.model_name != first.model_name:

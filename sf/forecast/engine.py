@@ -33,6 +33,7 @@ from sf.errors import SfError
 from sf.outputs import writable_dir
 from sf.forecast import run_folder as RF
 from sf.forecast.baselines.common import masked_mean_curve
+from sf.forecast import run_state as RS
 from sf.forecast.checkpoints import save_checkpoint, store_fingerprint
 from sf.forecast.config import TrainConfig
 from sf.forecast.fit import FitResult, fit, model_hparams, predict
@@ -328,18 +329,21 @@ def train_run(cfg: TrainConfig, resume: bool = False, force: bool = False, conso
         saved = RF.read_split(out) if resume and RF.has_split(out) else None
         prepared = prepare(cfg, split=saved, check_content=not allow_stale_features)
     RF.check_out_dir(out, cfg, prepared.store, resume, force)
-    RF.start(out, cfg, prepared, resume)
-    seeds: list[SeedResult] = []
-    with EpochProgress(console, progress, cfg.epochs) as bar:
-        for seed in cfg.seed_list:
-            seeds.append(_one_seed(cfg, prepared, seed, out, resume, bar))
-    RF.drop_stale_checkpoints(out, cfg.seed_list)
-    ensemble = {k: np.mean([s.forecasts[k] for s in seeds], axis=0) for k in seeds[0].forecasts}
-    metrics = run_metrics(cfg, prepared, seeds, ensemble)
-    RF.finish(out, metrics, prepared, seeds)
-    fits = [s.fitted for s in seeds]
-    if make_plots:
-        RF.plots(out, fits, prepared, ensemble, cfg)
+    with RF.one_writer(out):
+        RF.check_out_dir(out, cfg, prepared.store, resume, force)  # a run that held the lock may have finished since
+        RF.start(out, cfg, prepared, resume)
+        seeds: list[SeedResult] = []
+        with EpochProgress(console, progress, cfg.epochs) as bar:
+            for seed in cfg.seed_list:
+                seeds.append(_one_seed(cfg, prepared, seed, out, resume, bar))
+        RF.drop_stale_checkpoints(out, cfg.seed_list)
+        ensemble = {k: np.mean([s.forecasts[k] for s in seeds], axis=0) for k in seeds[0].forecasts}
+        metrics = run_metrics(cfg, prepared, seeds, ensemble)
+        RF.finish(out, metrics, prepared, seeds)
+        fits = [s.fitted for s in seeds]
+        if make_plots:
+            RF.plots(out, fits, prepared, ensemble, cfg)
+        RS.finished(out)
     return RunResult(out=out, config=cfg, metrics=metrics, fits=fits, prepared=prepared, predictions=ensemble)
 
 
@@ -348,11 +352,13 @@ def _one_seed(cfg: TrainConfig, prepared: Prepared, seed: int, out: Path, resume
     fitted = RF.resumable(ckpt, cfg, prepared.store) if resume else None
     if fitted is not None:
         bar.note(f"seed {seed}: reused {ckpt}")
+        RS.seed_done(out, seed, ckpt)
         return score_fitted(fitted, prepared, threads=cfg.threads)
     result = train_seed(cfg, prepared, seed, progress=bar.tracker(f"seed {seed}"))
     train = prepared.final_train
     save_checkpoint(ckpt, result.fitted, cfg, prepared.store, train.attribute_vocab, train.attribute_names,
                     train.exog_names, train.horizon)
+    RS.seed_done(out, seed, ckpt)
     return result
 
 

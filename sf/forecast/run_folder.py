@@ -8,6 +8,8 @@
                                mean-curve baseline on the same products; split sizes, shares without image/text
       predictions.parquet      product_id, split, step, y, yhat, seed (+ yhat_q<q> columns for quantiles)
       learning_curves.png, forecasts_val.png, totals.png
+      run_state.json           the seeds finished and whether the run is (sf/forecast/run_state.py)
+      .sf-train.lock           held by the one `sf train` writing the folder
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from sf.forecast.checkpoints import LoadedModel, check_fingerprint, load_checkpo
 from sf.forecast.config import TrainConfig
 from sf.forecast.inputs import Inputs
 from sf.forecast.metrics import point_forecast
+from sf.forecast import run_state as RS
 from sf.forecast.run_guard import check_run_folder
+from sf.lockfile import held
 from sf.forecast.splits import SPLITS
 from sf.plain import json_default
 
@@ -36,7 +40,7 @@ if TYPE_CHECKING:
 
 SPLIT_FILE = "split.parquet"
 OUTPUTS = ("config.json", SPLIT_FILE, "metrics.json", "predictions.parquet", "learning_curves.png",
-           "forecasts_val.png", "totals.png")
+           "forecasts_val.png", "totals.png", "run_state.json")
 # Settings that may change between an interrupted run and its --resume without invalidating checkpoints.
 RESUME_FREE = {"seeds", "seed", "device", "threads", "out", "name"}
 
@@ -61,6 +65,13 @@ def start(out: Path, cfg: TrainConfig, prepared: "Prepared", resume: bool) -> No
     atomic_write_text(out / "config.json", json.dumps({**cfg.to_dict(), "store": prepared.store}, indent=2,
                                                       sort_keys=True))
     write_split(out / SPLIT_FILE, prepared.product_split)
+    RS.begin(out)
+
+
+def one_writer(out: Path):
+    """Held for a whole `sf train`: a second one into the same folder is refused, not mixed in."""
+    out.mkdir(parents=True, exist_ok=True)
+    return held(out / RS.LOCK, f"{out}: another `sf train` is writing this run folder right now")
 
 
 def write_split(path: Path, split: dict[str, list[str]]) -> Path:
