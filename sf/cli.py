@@ -288,7 +288,7 @@ def ablate(
     data: Path = typer.Option(..., "--data", "-d", help="Dataset folder with the products' sales."),
     backbone: str = typer.Option("resnet18", help="The grid's other backbone."),
     features_alt: Optional[Path] = typer.Option(None, "--features-alt", help="Store of --backbone (default: --features with its backbone name swapped)."),
-    extras: bool = typer.Option(True, "--extras/--no-extras", help="Also text only, image only, no exog, one-way attention."),
+    extras: bool = typer.Option(False, "--extras/--no-extras", help="Also text only, image only, no exog, one-way attention (default: the paper's 8 rows only)."),
     workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
     engine: str = typer.Option("local", help="local (processes here) or ray (one Ray task per row and seed: RAY_ADDRESS, else a local instance; needs sf[ray])."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/ablate_<store name>)."),
