@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sf.cache import schema as S  # noqa: E402
+from sf.cache.grid import from_dense  # noqa: E402
 from sf.data.contract import load_dataset  # noqa: E402
 from sf.studies import pool as H  # noqa: E402
 from sf.studies.ablate import AblateConfig, ablation_table, run_ablation  # noqa: E402
@@ -56,7 +57,9 @@ def synthetic_store(path: Path, data: Path, backbone: str, channels: int, seed: 
         f.create_dataset(S.CONTENT_HASH, data=np.array(keys, dtype=object), dtype=text)
         f.create_dataset(S.STATUS, data=np.array(["ok" if h else "no_image" for h in has], dtype=object), dtype=text)
         f.create_dataset(S.REASON, data=np.array([""] * n, dtype=object), dtype=text)
-        f.create_dataset(S.IMAGE_GRID, data=grid)
+        sparse = from_dense(grid, has)
+        f.create_dataset(S.IMAGE_GRID, data=sparse.data)
+        f.create_dataset(S.IMAGE_GRID_SLOT, data=sparse.slot)
         f.create_dataset(S.IMAGE_POOLED, data=grid.astype(np.float32).mean(1).astype(np.float16))
         f.create_dataset(S.TEXT_TOKENS, data=tokens)
         f.create_dataset(S.TEXT_MASK, data=mask.astype(np.uint8))

@@ -397,7 +397,7 @@ class Forecaster:
 
 
 def ablate(store: FeatureStore | PathLike, data: PathLike, *, store_alt: FeatureStore | PathLike | None = None,
-           backbone: str = "resnet18", extras: bool = True, seeds: int = 5, out: PathLike | None = None,
+           backbone: str = "resnet18", extras: bool = False, seeds: int = 5, out: PathLike | None = None,
            workers: int = 0, **settings: Any) -> pl.DataFrame:
     """The ablation grid, as `sf ablate`: backbone × fusion {biattn, concat} × head {lstm, bilstm} (+ one-change
     extras), every row over `seeds`, same split. Returns ablation.csv as a polars frame (one row per grid row

@@ -27,6 +27,19 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
+
+
+@app.callback()
+def _global_options(
+    memory_budget: Optional[str] = typer.Option(
+        None, "--memory-budget", help="Image grids stage 2 may hold in memory, e.g. 2G, 0 (always read from the "
+        "store per batch) or auto: half the available memory (default; env SF_MEMORY_BUDGET)."),
+) -> None:
+    from sf.cache.budget import set_memory_budget
+
+    set_memory_budget(memory_budget)
+
+
 data_app = typer.Typer(help="Validate and summarise dataset folders.", no_args_is_help=True)
 import_app = typer.Typer(help="Convert public datasets into sf's data contract.", no_args_is_help=True)
 cache_app = typer.Typer(help="Inspect, verify and merge HDF5 feature stores.", no_args_is_help=True)
@@ -313,7 +326,7 @@ def ablate(
     data: Path = typer.Option(..., "--data", "-d", help="Dataset folder with the products' sales."),
     backbone: str = typer.Option("resnet18", help="The grid's other backbone."),
     features_alt: Optional[Path] = typer.Option(None, "--features-alt", help="Store of --backbone (default: --features with its backbone name swapped)."),
-    extras: bool = typer.Option(True, "--extras/--no-extras", help="Also text only, image only, no exog, one-way attention."),
+    extras: bool = typer.Option(False, "--extras/--no-extras", help="Also text only, image only, no exog, one-way attention (default: the paper's 8 rows only)."),
     workers: int = typer.Option(0, help="Parallel runs, one process and thread each; 0 = one per core."),
     engine: str = typer.Option("local", help="local (processes here) or ray (one Ray task per row and seed: RAY_ADDRESS, else a local instance; needs Ray: the ray extra)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: runs/ablate_<store name>)."),

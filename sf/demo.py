@@ -268,7 +268,7 @@ def _train_and_study(s: DemoSettings, steps: _Steps, out: Path, store: Path, dat
 
         steps.start("ablate", "ablation: fusion x head, and one change at a time")
         alt = "resnet34" if backbone == "resnet18" else "resnet18"
-        ablation = run_ablation(AblateConfig(features=store, data=data, backbone=alt, workers=s.workers,
+        ablation = run_ablation(AblateConfig(features=store, data=data, backbone=alt, extras=True, workers=s.workers,
                                              out=out / "ablation", train=study), console=steps.console)
         notes += [n for n in ablation.notes if "not found" not in n]
         steps.done("ablate", f"{len(ablation.summary)} rows -> {ablation.out}")

@@ -15,14 +15,16 @@ import polars as pl
 
 from sf.cache import schema as S
 from sf.cache.content import content_hashes
+from sf.cache.grid import from_dense
 
 
 def write_store(path: Path, keys: list[str], image: np.ndarray, text: np.ndarray, has_image=None,
                 backbone: str = "fake", grid: int = 4, text_len: int = 5, precision: str = "fp32",
-                content_hashes: list[str] | None = None) -> Path:
+                content_hashes: list[str] | None = None, schema: int = S.SCHEMA_VERSION) -> Path:
     """image: (N, C) latent per product; text: (N, D). The grid/tokens are noisy copies of them.
     `precision`: what the store says it was extracted in (not part of the fingerprint).
-    `content_hashes`: what each row was "made from" (default: the key, which matches no dataset)."""
+    `content_hashes`: what each row was "made from" (default: the key, which matches no dataset).
+    `schema`: 1 writes the old dense grid layout (a grid row per store row)."""
     rng = np.random.default_rng(0)
     n, c = image.shape
     d = text.shape[1]
@@ -34,7 +36,7 @@ def write_store(path: Path, keys: list[str], image: np.ndarray, text: np.ndarray
     mask[:, text_len - 1] = 0
     tokens[mask == 0] = 0
     attrs = {
-        "schema_version": S.SCHEMA_VERSION, "backbone": backbone, "weights": "random", "weights_sha256": "0",
+        "schema_version": schema, "backbone": backbone, "weights": "random", "weights_sha256": "0",
         "preprocessing": json.dumps({"image": {"image_size": 8}}), "text_encoder": "fake", "text_encoder_sha256": "0",
         "grid_h": 1, "grid_w": grid, "channels": c, "text_dim": d, "text_len": text_len,
         "pooled_only": False, "complete": True, "random_weights": True,
@@ -48,7 +50,12 @@ def write_store(path: Path, keys: list[str], image: np.ndarray, text: np.ndarray
         f.create_dataset(S.STATUS, data=np.array(["ok" if h else "no_image" for h in has_image], dtype=object), dtype=str_dt)
         f.create_dataset(S.REASON, data=np.array([""] * n, dtype=object), dtype=str_dt)
         f.create_dataset(S.IMAGE_POOLED, data=(grid_arr.mean(1)).astype(np.float16))
-        f.create_dataset(S.IMAGE_GRID, data=grid_arr.astype(np.float16))
+        if schema >= 2:
+            sparse = from_dense(grid_arr.astype(np.float16), has_image)
+            f.create_dataset(S.IMAGE_GRID, data=sparse.data)
+            f.create_dataset(S.IMAGE_GRID_SLOT, data=sparse.slot)
+        else:
+            f.create_dataset(S.IMAGE_GRID, data=grid_arr.astype(np.float16))
         f.create_dataset(S.TEXT_TOKENS, data=tokens.astype(np.float16))
         f.create_dataset(S.TEXT_MASK, data=mask)
         f.create_dataset(S.TEXT_POOLED, data=text.astype(np.float16))

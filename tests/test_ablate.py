@@ -99,6 +99,15 @@ def test_missing_alternative_store_names_the_extract_command(fake, tmp_path):
     assert len([s for s in result.summary if s["group"] == "grid"]) == 4
 
 
+def test_default_is_the_papers_8_rows_and_extras_only_when_asked():
+    from sf.studies.ablate import plan
+
+    default = AblateConfig(features=Path("a.h5"), data=Path("d"))
+    rows = plan("lite0", "resnet18", default.extras)
+    assert [v.group for v in rows].count("grid") == 8 and not any(v.group == "extra" for v in rows)
+    assert sum(v.group == "extra" for v in plan("lite0", "resnet18", True)) == 6
+
+
 def test_alt_store_name_swaps_the_backbone():
     assert alt_store_path(Path("cache/visuelle_resnet101.h5"), "resnet101", "resnet18") == Path("cache/visuelle_resnet18.h5")
 

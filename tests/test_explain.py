@@ -76,11 +76,17 @@ def test_explain_a_training_product(trained, tmp_path):
 def _copy_rows(src: Path, dst: Path, rows: list[int], keys: list[str], has_image: list[bool]) -> Path:
     """A store for new products whose features are copies of training rows (same extractor attributes)."""
     with h5py.File(src, "r") as f, h5py.File(dst, "w") as g:
-        for name in (S.IMAGE_POOLED, S.IMAGE_GRID, S.TEXT_TOKENS, S.TEXT_MASK, S.TEXT_POOLED):
+        from sf.cache.grid import from_dense
+        from sf.cache.writer import dense_grid
+
+        for name in (S.IMAGE_POOLED, S.TEXT_TOKENS, S.TEXT_MASK, S.TEXT_POOLED):
             data = f[name][rows]
-            if name in (S.IMAGE_POOLED, S.IMAGE_GRID):
+            if name == S.IMAGE_POOLED:
                 data[~np.array(has_image)] = 0
             g.create_dataset(name, data=data)
+        grid = from_dense(dense_grid(f, np.array(rows)), np.array(has_image))  # the sparse layout
+        g.create_dataset(S.IMAGE_GRID, data=grid.data)
+        g.create_dataset(S.IMAGE_GRID_SLOT, data=grid.slot)
         str_dt = h5py.string_dtype()
         g.create_dataset(S.KEYS, data=np.array(keys, dtype=object), dtype=str_dt)
         g.create_dataset(S.CONTENT_HASH, data=np.array(keys, dtype=object), dtype=str_dt)

@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 from PIL import Image
 
+from sf.cache import schema as S
 from sf.extract.job import ExtractConfig
 
 TINY = dict(backbone="resnet18", weights="random", image_size=32, text_encoder="hash", batch_size=4, workers=0,
@@ -77,13 +78,18 @@ def make_dataset(root: Path, n: int = 12, seed: int = 0, no_image: tuple[int, ..
 
 
 def store_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Every dataset of a store (strings decoded), for exact comparisons."""
+    """Every dataset of a store (strings decoded), for exact comparisons; image/grid one row per store row
+    (zeros without an image) whatever the layout, since which grid slot a row got is no feature."""
+    from sf.cache.writer import dense_grid
+
     out = {}
     with h5py.File(path, "r") as f:
         def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
+            if isinstance(obj, h5py.Dataset) and name != S.IMAGE_GRID_SLOT:
                 out[name] = obj.asstr()[()] if obj.dtype.kind == "O" else obj[()]
         f.visititems(visit)
+        if S.IMAGE_GRID in f:
+            out[S.IMAGE_GRID] = dense_grid(f)
     return out
 
 

@@ -210,7 +210,7 @@ def test_run_survives_every_bad_file_and_reports_it(trouble, tmp_path, cli):
         assert status[k] == "unreadable" and why in reason[k]
     ok = f.has_image
     assert np.abs(f.image_pooled[ok].astype(np.float32)).sum(axis=1).min() > 0
-    assert not f.image_pooled[~ok].any() and not f.image_grid[~ok].any()
+    assert not f.image_pooled[~ok].any() and not np.asarray(f.image_grid)[~ok].any()
     assert "unreadable images (4)" in stdout and "status ok" in stdout
     # --strict: same store, but the run fails, in one line.
     code, _, stderr = cli("extract", "--images", trouble, "--out", out, "--backbone", "resnet18", "--weights", "random",

@@ -36,7 +36,7 @@ def inp(tmp_path_factory):
     full = build_inputs(load_dataset(root), load_features(store))
     # a quarter of the products lack an image, another quarter lack a description
     has_image, has_text = full.has_image.copy(), full.has_text.copy()
-    grid, pooled, mask, tokens = full.image_grid.copy(), full.image_pooled.copy(), full.text_mask.copy(), full.text_tokens.copy()
+    grid, pooled, mask, tokens = np.asarray(full.image_grid), full.image_pooled.copy(), full.text_mask.copy(), full.text_tokens.copy()
     has_image[::4] = False
     grid[::4], pooled[::4] = 0, 0
     has_text[1::4] = False

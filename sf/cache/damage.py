@@ -66,13 +66,37 @@ def layout_problems(f: h5py.File, attrs: dict, file_size: int) -> list[tuple[str
                 problems.append((name, "missing"))
             continue
         ds = f[name]
-        if not isinstance(ds, h5py.Dataset) or ds.shape != (n, *shape):
-            problems.append((name, f"shape {getattr(ds, 'shape', 'a group')}, expected {(n, *shape)}"))
+        rows = n
+        if name == S.IMAGE_GRID and S.sparse_grid(attrs) and isinstance(ds, h5py.Dataset) and ds.shape:
+            rows = ds.shape[0]  # one row per grid slot; the slots are checked below
+            if rows * MIN_BYTES_PER_ROW > file_size:
+                problems.append((name, f"claims {rows:,} rows, more than a {file_size:,}-byte file can hold"))
+                continue
+        if not isinstance(ds, h5py.Dataset) or ds.shape != (rows, *shape):
+            problems.append((name, f"shape {getattr(ds, 'shape', 'a group')}, expected {(rows, *shape)}"))
         elif not _type_ok(ds, dtype):
             problems.append((name, "stored data type is not the one sf writes (damaged type description)"))
         else:
-            problems += [(name, p) for p in _chunk_problems(ds, n, file_size)]
+            problems += [(name, p) for p in _chunk_problems(ds, rows, file_size)]
+    if not problems and S.sparse_grid(attrs):
+        problems += _slot_problems(f, n)
     return problems
+
+
+def _slot_problems(f: h5py.File, n: int) -> list[tuple[str, str]]:
+    """Every ok row points at its own grid row, every other row at none (-1)."""
+    slot = f[S.IMAGE_GRID_SLOT][()]
+    m = f[S.IMAGE_GRID].shape[0]
+    ok = f[S.STATUS].asstr()[()] == S.STATUS_OK if n else np.zeros(0, bool)
+    used = slot[slot >= 0]
+    if (slot < -1).any() or (used >= m).any():
+        return [(S.IMAGE_GRID_SLOT, f"slots outside the {m:,} grid rows")]
+    if len(np.unique(used)) != len(used):
+        return [(S.IMAGE_GRID_SLOT, "two rows share one grid row")]
+    if ((slot >= 0) != ok).any():
+        row = int(np.flatnonzero((slot >= 0) != ok)[0])
+        return [(S.IMAGE_GRID_SLOT, f"row {row} has {'a grid but no image' if slot[row] >= 0 else 'an image but no grid'}")]
+    return []
 
 
 _FILE_TYPES = {"f2": h5py.h5t.IEEE_F16LE, "u1": h5py.h5t.STD_U8LE, "i8": h5py.h5t.STD_I64LE}

@@ -28,15 +28,23 @@ def store_info(path: str | Path) -> dict:
     with reading(path), h5py.File(path, "r") as f:
         status = f[S.STATUS].asstr()[()]
         datasets = {}
-        f.visititems(lambda name, obj: datasets.__setitem__(name, [list(obj.shape), str(obj.dtype)]) if isinstance(obj, h5py.Dataset) else None)
+        f.visititems(lambda name, obj: datasets.__setitem__(name, [list(obj.shape), str(obj.dtype), obj.id.get_storage_size()])
+                     if isinstance(obj, h5py.Dataset) else None)
         has_text = int(f[S.TEXT_MASK][()].any(axis=1).sum()) if S.TEXT_MASK in f else 0
         decoders = Counter(S.DECODERS[c] for c in f[S.IMAGE_DECODER][()]) if S.IMAGE_DECODER in f else Counter()
     counts = Counter(status)
     pending = StoreFiles(path).parts()
+    size, rows = path.stat().st_size, int(len(status))
+    grid_bytes = datasets.get(S.IMAGE_GRID, [None, None, 0])[2]
+    grid_rows = datasets.get(S.IMAGE_GRID, [[0]])[0][0]
     return {
         "path": str(path),
-        "bytes": path.stat().st_size,
-        "rows": int(len(status)),
+        "bytes": size,
+        "rows": rows,
+        # what a row costs on disk: all of the file over its rows, and the grid over the rows that hold one
+        "bytes_per_row": size // max(rows, 1),
+        "grid_bytes_per_image_row": grid_bytes // max(grid_rows, 1) if grid_rows else 0,
+        "layout": "sparse grids" if S.sparse_grid(attrs) else ("pooled only" if attrs.get("pooled_only") else "dense grids"),
         "status": {k: int(counts.get(k, 0)) for k in (S.STATUS_OK, S.STATUS_NO_IMAGE, S.STATUS_UNREADABLE)},
         "rows_with_text": has_text,
         "decoder": {k: int(v) for k, v in decoders.items() if k},  # ok rows by decoder (absent in older stores)
@@ -64,6 +72,10 @@ def print_info(info: dict, console: Console) -> None:
     c.add_column("what")
     c.add_column("count", justify="right")
     c.add_row("rows", str(info["rows"]))
+    c.add_row("bytes per row (file / rows)", f"{info['bytes_per_row']:,}")
+    if info["grid_bytes_per_image_row"]:
+        c.add_row("grid bytes per row with one", f"{info['grid_bytes_per_image_row']:,}")
+    c.add_row("layout", f"{info['layout']} (schema {S.version(a)})")
     for k, v in info["status"].items():
         c.add_row(f"status {k}", str(v))
     for k, v in info["decoder"].items():
@@ -74,8 +86,9 @@ def print_info(info: dict, console: Console) -> None:
     d.add_column("name")
     d.add_column("shape")
     d.add_column("dtype")
-    for name, (shape, dtype) in sorted(info["datasets"].items()):
-        d.add_row(name, " x ".join(map(str, shape)), dtype)
+    d.add_column("MiB on disk", justify="right")
+    for name, (shape, dtype, stored) in sorted(info["datasets"].items()):
+        d.add_row(name, " x ".join(map(str, shape)), dtype, f"{stored / 2**20:.1f}")
     console.print(d)
     if a.get("random_weights"):
         console.print("[bold yellow]warning:[/] made with RANDOM backbone weights")

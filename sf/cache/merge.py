@@ -3,6 +3,7 @@
 Shards of one listing (`sf extract --shard I/N` over the same input) are interleaved back into the
 input order using each row's `input_index`, so the result equals one unsharded run row for row.
 Other stores are concatenated in the order given. Rows are copied block by block (bounded memory).
+The result always has the current schema: merging one schema-1 store converts it to sparse grids.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import numpy as np
 
 from sf.cache import schema as S
 from sf.cache.reader import read_attrs
-from sf.cache.writer import NUMERIC, STRINGS, StoreFiles, create_datasets, fsync_path, strings_sha256, write_attrs
+from sf.cache.writer import (STRINGS, StoreFiles, create_datasets, dense_grid, fsync_path, put_grid, row_datasets,
+                             strings_sha256, write_attrs)
 from sf.errors import SfError
 
 BLOCK_ROWS = 1024
@@ -54,11 +56,12 @@ def merge_stores(out: str | Path, shards: list[str | Path], force: bool = False)
         files = StoreFiles(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         files.tmp.unlink(missing_ok=True)
-        merged_attrs = {**attrs[0], "shard": "", "merged_from": [p.name for p in shards]}
+        merged_attrs = {**attrs[0], "shard": "", "merged_from": [p.name for p in shards],
+                        "schema_version": S.SCHEMA_VERSION}
         with h5py.File(files.tmp, "w") as f:
             create_datasets(f, merged_attrs, str(attrs[0].get("compression") or "none"))
             total = len(order)
-            for name in list(STRINGS) + [n for n in NUMERIC if n in f]:
+            for name in row_datasets(f):
                 f[name].resize(total, axis=0)
             for start in range(0, total, BLOCK_ROWS):
                 _copy_block(f, handles, order[start : start + BLOCK_ROWS], start)
@@ -103,7 +106,16 @@ def _copy_block(f: h5py.File, handles, block: list[tuple[int, int]], start: int)
     n = len(block)
     shard_ids = np.array([s for s, _ in block])
     rows = np.array([r for _, r in block])
-    for name in list(STRINGS) + [n_ for n_ in NUMERIC if n_ in f]:
+    if S.IMAGE_GRID_SLOT in f:
+        status = np.empty(n, dtype=object)
+        grid = np.zeros((n, *f[S.IMAGE_GRID].shape[1:]), dtype=np.float16)
+        for s in np.unique(shard_ids):
+            where = np.flatnonzero(shard_ids == s)
+            r = rows[where]
+            status[where] = np.asarray(handles[s][S.STATUS].asstr()[int(r.min()):int(r.max()) + 1], dtype=object)[r - r.min()]
+            grid[where] = dense_grid(handles[s], rows[where])
+        put_grid(f, start, status, grid)
+    for name in row_datasets(f):
         if any(name not in h for h in handles):
             continue  # a column older shards lack (image/decoder): left at 0, "not recorded"
         src0 = handles[0][name]

@@ -1,4 +1,5 @@
-"""Read a feature store fully into memory once, so training never touches HDF5 per batch."""
+"""Read a feature store into memory once, so training never touches HDF5 per batch; only image grids larger
+than the memory budget (sf.cache.budget) stay in the store and are read per batch (sf.cache.grid)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import h5py
 import numpy as np
 
 from sf.cache import schema as S
+from sf.cache.budget import memory_budget
 from sf.cache.damage import probe, reading, refuse_damage
+from sf.cache.grid import GridFile, SparseGrid
 from sf.errors import SfError
 
 
@@ -21,7 +24,7 @@ class Features:
     status: np.ndarray  # (N,) str
     reason: np.ndarray  # (N,) str
     image_pooled: np.ndarray  # (N, C) float16
-    image_grid: np.ndarray | None  # (N, R, C) float16; None in pooled-only stores
+    image_grid: SparseGrid | None  # (N, R, C) float16, rows with an image only; None in pooled-only stores
     text_tokens: np.ndarray | None  # (N, L, D) float16
     text_mask: np.ndarray | None  # (N, L) bool
     text_pooled: np.ndarray | None  # (N, D) float16
@@ -85,13 +88,43 @@ def _all_finite(a: np.ndarray, rows: int = 256) -> bool:
     return True
 
 
-def load_features(path: str | Path, allow_incomplete: bool = False) -> Features:
-    """The whole store in memory, after checking its layout, chunk checksums and string checksum:
-    a damaged store is refused in one line, never half-used."""
+def _grid(f: h5py.File, path: Path, attrs: dict, ok: np.ndarray, budget: int) -> SparseGrid | None:
+    """The grid rows of ok rows: in memory when they fit `budget`, else read from the store per batch."""
+    if S.IMAGE_GRID not in f:
+        return None
+    ds = f[S.IMAGE_GRID]
+    if S.sparse_grid(attrs):
+        slot = f[S.IMAGE_GRID_SLOT][()]
+    else:  # schema 1: a grid row per store row, zeros unless ok
+        slot = np.where(ok, np.arange(len(ok)), -1)
+    row_bytes = int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize
+    if int(ok.sum()) * row_bytes > budget:
+        return SparseGrid(slot, GridFile(path, cache_bytes=max(16 * 2**20, min(budget // 4, 512 * 2**20))))
+    if S.sparse_grid(attrs):
+        return SparseGrid(slot, ds[()])
+    rows = np.flatnonzero(ok)  # schema 1: keep the ok rows only, read block by block (no dense copy)
+    data = np.empty((len(rows), *ds.shape[1:]), dtype=ds.dtype)
+    step = 4 * (ds.chunks[0] if ds.chunks else 64)
+    at = 0
+    for lo in range(0, len(ok), step):
+        keep = rows[(rows >= lo) & (rows < lo + step)]
+        if len(keep):
+            data[at : at + len(keep)] = ds[lo : lo + step][keep - lo]
+            at += len(keep)
+    slot = np.full(len(ok), -1, dtype=np.int64)
+    slot[rows] = np.arange(len(rows))
+    return SparseGrid(slot, data)
+
+
+def load_features(path: str | Path, allow_incomplete: bool = False, memory_budget_bytes: int | None = None) -> Features:
+    """The store in memory (image grids over the budget stay on disk), after checking its layout, chunk
+    checksums and string checksum: a damaged store is refused in one line, never half-used."""
     path = Path(path)
     attrs = read_attrs(path)
-    if attrs.get("schema_version") != S.SCHEMA_VERSION:
-        raise SfError(f"{path}: store schema version {attrs.get('schema_version')} is not {S.SCHEMA_VERSION}; re-run `sf extract`")
+    if S.version(attrs) not in S.READABLE_VERSIONS:
+        raise SfError(f"{path}: store schema version {attrs.get('schema_version')} is not one this sf reads "
+                      f"({', '.join(map(str, S.READABLE_VERSIONS))}); re-run `sf extract` with this sf")
+    budget = memory_budget() if memory_budget_bytes is None else memory_budget_bytes
     if not attrs.get("complete", False) and not allow_incomplete:
         raise SfError(f"{path}: store is incomplete (extraction was interrupted); re-run the same `sf extract` to finish it")
     with reading(path), h5py.File(path, "r") as f:  # read_attrs checked the metadata, layout and strings
@@ -101,20 +134,24 @@ def load_features(path: str | Path, allow_incomplete: bool = False) -> Features:
             a = f[name][()]
             return a.astype(dtype) if dtype is not None else a
 
+        status = _strings(f[S.STATUS])
         feats = Features(
             path=path,
             attrs=attrs,
             keys=list(_strings(f[S.KEYS])),
-            status=_strings(f[S.STATUS]),
+            status=status,
             reason=_strings(f[S.REASON]),
             image_pooled=f[S.IMAGE_POOLED][()],
-            image_grid=opt(S.IMAGE_GRID),
+            image_grid=_grid(f, path, attrs, status == S.STATUS_OK, budget),
             text_tokens=opt(S.TEXT_TOKENS),
             text_mask=opt(S.TEXT_MASK, bool),
             text_pooled=opt(S.TEXT_POOLED),
             content_hash=_strings(f[S.CONTENT_HASH]) if S.CONTENT_HASH in f else None,
         )
-    for name in ("image_pooled", "image_grid", "text_tokens", "text_pooled"):
+        grid = feats.image_grid
+        if grid is not None and not _all_finite(grid.data if not grid.streamed else f[S.IMAGE_GRID]):
+            refuse_damage(path, [(S.IMAGE_GRID, "non-finite values")])  # streamed: checked block by block once
+    for name in ("image_pooled", "text_tokens", "text_pooled"):
         a = getattr(feats, name)
         if a is not None and not _all_finite(a):
             bad = np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(axis=1))

@@ -5,7 +5,9 @@
     /status          (N,)        utf-8 str   ok | no_image | unreadable
     /reason          (N,)        utf-8 str   why a row is not ok ("" when ok)
     /image/pooled    (N, C)      float16     global-average-pooled last conv stage (zeros unless status == ok)
-    /image/grid      (N, R, C)   float16     last conv stage, R = grid_h * grid_w regions (absent in pooled-only mode)
+    /image/grid      (M, R, C)   float16     last conv stage, R = grid_h * grid_w regions, one row per ok row only
+                                             (absent in pooled-only mode; schema 1 stored N rows, zeros unless ok)
+    /image/grid_slot (N,)        int64       row's index into /image/grid, -1 without an image (schema >= 2)
     /text/tokens     (N, L, D)   float16     word vectors v_i^T, zero-padded to L (absent without text)
     /text/mask       (N, L)      uint8       1 where a token is real
     /text/pooled     (N, D)      float16     sentence vector
@@ -34,7 +36,11 @@ from __future__ import annotations
 import hashlib
 import json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: sparse grids (/image/grid_slot); 1: a dense grid row per store row, still read
+READABLE_VERSIONS = (1, 2)
+# Versions whose features are the same (only the layout differs) share a fingerprint, so a run trained on a
+# schema-1 store applies to the same store converted by `sf cache merge`.
+FEATURE_VERSION = {1: 1, 2: 1}
 
 STATUS_OK = "ok"
 STATUS_NO_IMAGE = "no_image"
@@ -46,6 +52,7 @@ STATUS = "status"
 REASON = "reason"
 IMAGE_POOLED = "image/pooled"
 IMAGE_GRID = "image/grid"
+IMAGE_GRID_SLOT = "image/grid_slot"
 IMAGE_DECODER = "image/decoder"
 TEXT_TOKENS = "text/tokens"
 TEXT_MASK = "text/mask"
@@ -76,13 +83,29 @@ FINGERPRINT_KEYS = (
 
 def fingerprint(attrs: dict) -> str:
     """Short stable hash of the FINGERPRINT_KEYS of a store's attributes."""
-    payload = {k: _plain(attrs.get(k)) for k in FINGERPRINT_KEYS}
+    payload = {k: _fingerprint_value(attrs, k) for k in FINGERPRINT_KEYS}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def fingerprint_diff(a: dict, b: dict) -> list[str]:
     """Human-readable list of the fingerprint fields that differ between two attribute dicts."""
-    return [f"{k}: {_plain(a.get(k))!r} != {_plain(b.get(k))!r}" for k in FINGERPRINT_KEYS if _plain(a.get(k)) != _plain(b.get(k))]
+    return [f"{k}: {_plain(a.get(k))!r} != {_plain(b.get(k))!r}" for k in FINGERPRINT_KEYS
+            if _fingerprint_value(a, k) != _fingerprint_value(b, k)]
+
+
+def _fingerprint_value(attrs: dict, key: str):
+    v = _plain(attrs.get(key))
+    return FEATURE_VERSION.get(v, v) if key == "schema_version" else v
+
+
+def version(attrs: dict) -> int:
+    """A store's schema version (1 for stores that predate sparse grids)."""
+    return int(_plain(attrs.get("schema_version", 1)) or 1)
+
+
+def sparse_grid(attrs: dict) -> bool:
+    """Whether the store keeps grid rows only for rows with an image (/image/grid_slot)."""
+    return version(attrs) >= 2 and not attrs.get("pooled_only", False)
 
 
 def _plain(v):

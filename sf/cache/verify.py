@@ -97,7 +97,7 @@ def _verify_open(f: h5py.File, path: Path, res: VerifyResult) -> None:
         if ds.dtype.kind in "OSU" or ds.chunks is None:
             _read_whole(ds, res)
         else:
-            _read_chunks(ds, res)
+            _read_chunks(ds, res, _slot_rows(f) if name == S.IMAGE_GRID else None)
     try:
         res.failures += [(d, "-", p) for d, p in string_problems(f, attrs)]
     except Exception as e:
@@ -116,11 +116,26 @@ def _dataset_names(f: h5py.File, res: VerifyResult) -> list[str]:
     return names
 
 
-def _read_chunks(ds: h5py.Dataset, res: VerifyResult) -> None:
+def _slot_rows(f: h5py.File) -> np.ndarray | None:
+    """Grid row -> store row (-1 for an unused one) of a sparse store, so damage is reported by store row."""
+    if S.IMAGE_GRID_SLOT not in f:
+        return None
+    slot = f[S.IMAGE_GRID_SLOT][()]
+    rows = np.full(f[S.IMAGE_GRID].shape[0], -1, dtype=np.int64)
+    used = slot >= 0
+    rows[slot[used]] = np.flatnonzero(used)
+    return rows
+
+
+def _read_chunks(ds: h5py.Dataset, res: VerifyResult, slot_rows: np.ndarray | None = None) -> None:
     if ds.shape[0] == 0:  # an interrupted or empty shard's store: nothing to read (iter_chunks would raise)
         return
     for sel in ds.iter_chunks():
         rows = f"{sel[0].start}..{sel[0].stop - 1}" if sel and isinstance(sel[0], slice) else "?"
+        if slot_rows is not None and rows != "?":
+            hit = slot_rows[sel[0]]
+            hit = hit[hit >= 0]
+            rows = _row_list(hit) if len(hit) else f"none (unused grid rows {rows})"
         try:
             block = ds[sel]
         except Exception as e:
@@ -130,6 +145,12 @@ def _read_chunks(ds: h5py.Dataset, res: VerifyResult) -> None:
         res.bytes += block.nbytes
         if block.dtype.kind == "f" and not np.isfinite(block).all():
             res.failures.append((ds.name.lstrip("/"), rows, "non-finite values (inf/nan)"))
+
+
+def _row_list(rows: np.ndarray) -> str:
+    if rows.max() - rows.min() + 1 == len(rows):
+        return f"{rows.min()}..{rows.max()}"
+    return ", ".join(map(str, rows[:5])) + (f" (+{len(rows) - 5} more)" if len(rows) > 5 else "")
 
 
 def _read_whole(ds: h5py.Dataset, res: VerifyResult) -> None:

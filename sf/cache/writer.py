@@ -93,13 +93,32 @@ def row_shapes(attrs: dict) -> dict[str, tuple[tuple[int, ...], str]]:
     c, gh, gw = int(attrs["channels"]), int(attrs["grid_h"]), int(attrs["grid_w"])
     shapes = {S.INPUT_INDEX: ((), "i8"), S.IMAGE_POOLED: ((c,), "f2"), S.IMAGE_DECODER: ((), "u1")}
     if not attrs.get("pooled_only", False):
-        shapes[S.IMAGE_GRID] = ((gh * gw, c), "f2")
+        shapes[S.IMAGE_GRID] = ((gh * gw, c), "f2")  # one row per grid slot in sparse stores (see row_datasets)
+        if S.sparse_grid(attrs):
+            shapes[S.IMAGE_GRID_SLOT] = ((), "i8")
     if attrs.get("text_encoder", "none") != "none":
         d, L = int(attrs["text_dim"]), int(attrs["text_len"])
         shapes[S.TEXT_TOKENS] = ((L, d), "f2")
         shapes[S.TEXT_MASK] = ((L,), "u1")
         shapes[S.TEXT_POOLED] = ((d,), "f2")
     return shapes
+
+
+STRING_BYTES_PER_ROW = 200  # key, content hash, status, reason and their heap entries, measured on VISUELLE
+
+
+def bytes_per_row(attrs: dict, image: bool) -> int:
+    """Uncompressed bytes one store row takes: a row without an image pays no grid in sparse stores."""
+    total = STRING_BYTES_PER_ROW
+    for name, (shape, dtype) in row_shapes(attrs).items():
+        if name == S.IMAGE_GRID and not image and S.sparse_grid(attrs):
+            continue
+        total += int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    return total
+
+
+def expected_bytes(attrs: dict, rows: int, image_rows: int) -> int:
+    return image_rows * bytes_per_row(attrs, True) + (rows - image_rows) * bytes_per_row(attrs, False)
 
 
 def chunk_rows(row_shape: tuple[int, ...], dtype: str) -> int:
@@ -132,13 +151,49 @@ def write_attrs(f: h5py.File, attrs: dict) -> None:
         f.attrs[k] = v
 
 
+def row_datasets(f: h5py.File) -> dict[str, str]:
+    """Dataset -> RowBlock field of the datasets with one entry per store row (a sparse grid goes by slot)."""
+    sparse = S.IMAGE_GRID_SLOT in f
+    return {n: a for n, a in {**STRINGS, **NUMERIC}.items() if n in f and not (sparse and n == S.IMAGE_GRID)}
+
+
+def put_grid(f: h5py.File, n0: int, status, grid: np.ndarray | None) -> None:
+    """Slots for store rows n0.. (`status`, dense `grid` of those rows): ok rows get new grid rows, others -1."""
+    has = np.asarray([s == S.STATUS_OK for s in status], dtype=bool)
+    g, slots = f[S.IMAGE_GRID], f[S.IMAGE_GRID_SLOT]
+    m0, k = g.shape[0], int(has.sum())
+    slot = np.full(len(has), -1, dtype=np.int64)
+    slot[has] = np.arange(m0, m0 + k)
+    slots.resize(n0 + len(has), axis=0)
+    slots[n0 : n0 + len(has)] = slot
+    if k:
+        if grid is None:
+            raise SfError(f"{f.filename}: rows to append lack {S.IMAGE_GRID}")
+        g.resize(m0 + k, axis=0)
+        g[m0 : m0 + k] = grid if k == len(has) else grid[has]
+
+
+def dense_grid(f: h5py.File, rows: np.ndarray | None = None) -> np.ndarray:
+    """Store rows `rows` (default all) of the grid with zeros for rows without one, whatever the layout."""
+    g = f[S.IMAGE_GRID]
+    if S.IMAGE_GRID_SLOT not in f:
+        return g[()] if rows is None else g[np.asarray(rows)]
+    slot = f[S.IMAGE_GRID_SLOT][()] if rows is None else f[S.IMAGE_GRID_SLOT][()][np.asarray(rows)]
+    out = np.zeros((len(slot), *g.shape[1:]), dtype=g.dtype)
+    have = slot >= 0
+    if have.any():  # one read of the slots' span: rows of one block have neighbouring slots
+        lo, hi = int(slot[have].min()), int(slot[have].max()) + 1
+        out[have] = g[lo:hi][slot[have] - lo]
+    return out
+
+
 def append(f: h5py.File, block: RowBlock) -> None:
     n0, n = f[S.KEYS].shape[0], len(block)
     if n == 0:
         return
-    for name, attr in {**STRINGS, **NUMERIC}.items():
-        if name not in f:
-            continue
+    if S.IMAGE_GRID_SLOT in f:
+        put_grid(f, n0, block.status, block.image_grid)
+    for name, attr in row_datasets(f).items():
         value = getattr(block, attr)
         if value is None:
             raise SfError(f"{f.filename}: rows to append lack {name}")
@@ -152,21 +207,33 @@ def append_file(f: h5py.File, src: h5py.File) -> None:
     start on a chunk boundary, chunks are copied as stored bytes (already checksummed/compressed):
     folding parts into the store then costs one read and one write, no decode or re-encode."""
     n0, n = f[S.KEYS].shape[0], src[S.KEYS].shape[0]
-    for name in {**STRINGS, **NUMERIC}:
-        if name not in f:
-            continue
+    if S.IMAGE_GRID_SLOT in f:
+        if S.IMAGE_GRID_SLOT not in src:
+            raise SfError(f"{src.filename}: rows to append lack {S.IMAGE_GRID_SLOT}")
+        m0 = f[S.IMAGE_GRID].shape[0]
+        slot = src[S.IMAGE_GRID_SLOT][()]
+        slots = f[S.IMAGE_GRID_SLOT]
+        slots.resize(n0 + n, axis=0)
+        slots[n0 : n0 + n] = np.where(slot >= 0, slot + m0, -1)
+        _copy_rows(f[S.IMAGE_GRID], src[S.IMAGE_GRID], m0, numeric=True)
+    for name in row_datasets(f):
         if name not in src:
             raise SfError(f"{src.filename}: rows to append lack {name}")
-        ds, sds = f[name], src[name]
-        ds.resize(n0 + n, axis=0)
-        rows = ds.chunks[0]
-        if name in NUMERIC and _same_layout(ds, sds) and n0 % rows == 0:
-            tail = (0,) * (ds.ndim - 1)
-            for r in range(0, n, rows):
-                mask, raw = sds.id.read_direct_chunk((r, *tail))
-                ds.id.write_direct_chunk((n0 + r, *tail), raw, mask)
-        else:
-            ds[n0 : n0 + n] = sds[()]
+        _copy_rows(f[name], src[name], n0, numeric=name in NUMERIC)
+
+
+def _copy_rows(ds: h5py.Dataset, sds: h5py.Dataset, n0: int, numeric: bool) -> None:
+    """Append all of `sds` to `ds` at row n0, chunk by stored chunk where the layouts allow it."""
+    n = sds.shape[0]
+    ds.resize(n0 + n, axis=0)
+    rows = ds.chunks[0]
+    if numeric and _same_layout(ds, sds) and n0 % rows == 0:
+        tail = (0,) * (ds.ndim - 1)
+        for r in range(0, n, rows):
+            mask, raw = sds.id.read_direct_chunk((r, *tail))
+            ds.id.write_direct_chunk((n0 + r, *tail), raw, mask)
+    elif n:
+        ds[n0 : n0 + n] = sds[()]
 
 
 def _same_layout(a: h5py.Dataset, b: h5py.Dataset) -> bool:
@@ -175,15 +242,28 @@ def _same_layout(a: h5py.Dataset, b: h5py.Dataset) -> bool:
 
 
 def overwrite(f: h5py.File, row: int, block: RowBlock, i: int) -> None:
-    for name, attr in {**STRINGS, **NUMERIC}.items():
-        if name in f:
-            f[name][row] = getattr(block, attr)[i]
+    for name, attr in row_datasets(f).items():
+        f[name][row] = getattr(block, attr)[i]
+    if S.IMAGE_GRID_SLOT in f:
+        g, slots = f[S.IMAGE_GRID], f[S.IMAGE_GRID_SLOT]
+        slot = int(slots[row])
+        if block.status[i] == S.STATUS_OK:
+            if slot < 0:
+                slot = g.shape[0]
+                g.resize(slot + 1, axis=0)
+                slots[row] = slot
+            g[slot] = block.image_grid[i]
+        elif slot >= 0:  # the row lost its image: its old grid row is zeroed and left unused
+            g[slot] = 0
+            slots[row] = -1
 
 
 def read_block(f: h5py.File) -> RowBlock:
     values = {attr: list(f[name].asstr()[()]) for name, attr in STRINGS.items()}
     for name, attr in NUMERIC.items():
         values[attr] = f[name][()] if name in f else None
+    if S.IMAGE_GRID_SLOT in f:
+        values["image_grid"] = dense_grid(f)
     if values["input_index"] is None:
         values["input_index"] = np.arange(len(values["keys"]), dtype=np.int64)
     return RowBlock(**values)
@@ -244,6 +324,17 @@ class StoreFiles:
         with held(self.lock_path, f"{self.out}: another `sf extract` is writing this store right now"):
             self.clean_leftovers()
             yield self
+
+    def check_space(self, new_bytes: int) -> int:
+        """Refuse a run the disk cannot hold: new rows are written twice (parts, then the store) and the
+        store is copied once (finalize). Returns the bytes needed."""
+        need = 2 * new_bytes + (self.out.stat().st_size if self.out.exists() else 0)
+        free = shutil.disk_usage(self.out.parent).free
+        if need > free:
+            raise SfError(f"{self.out}: this extraction needs about {need / 1e9:.2f} GB free on {self.out.parent} "
+                          f"({new_bytes / 1e9:.2f} GB of new rows, written as parts then folded into the store), "
+                          f"only {free / 1e9:.2f} GB is free; free some space or choose --out on another disk")
+        return need
 
     def clean_leftovers(self) -> None:
         """Half-written files of a killed run: never complete, so always safe to delete."""
@@ -445,6 +536,10 @@ def check_compatible(new: dict, existing: list[tuple[Path, dict]]) -> None:
                 f"{path} was made with a different extractor ({'; '.join(diff)}); "
                 f"use another --out, or delete it to re-extract"
             )
+        if S.version(old) != S.version(new):
+            raise SfError(f"{path} has store schema {S.version(old)} (dense grids), this sf writes schema "
+                          f"{S.version(new)} (sparse grids); convert it with `sf cache merge NEW.h5 {path}` and "
+                          f"extract into NEW.h5, or use another --out")
         if bool(old.get("pooled_only", False)) != bool(new.get("pooled_only", False)):
             mode = "pooled-only" if old.get("pooled_only") else "full (grid)"
             raise SfError(f"{path} is a {mode} store; rerun with the same --pooled-only setting or use another --out")

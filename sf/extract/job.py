@@ -29,7 +29,8 @@ import torch
 from rich.console import Console
 
 from sf.cache import schema as S
-from sf.cache.writer import COMPRESSIONS, BackgroundParts, RowBlock, StoreFiles, check_compatible, read_attrs_of
+from sf.cache.writer import (COMPRESSIONS, BackgroundParts, RowBlock, StoreFiles, check_compatible, expected_bytes,
+                             read_attrs_of)
 from sf.checks import non_finite
 from sf.device import resolve_device
 from sf.errors import SfError
@@ -300,6 +301,10 @@ def run(inputs: I.Sources, out: str | Path | None, cfg: ExtractConfig, console: 
         todo = [j for j, (it, h) in enumerate(zip(inputs.items, hashes)) if done.get(it.key) != h]
         t0 = time.perf_counter()
         if todo:
+            new = expected_bytes(attrs, len(todo), sum(inputs.items[j].image is not None for j in todo))
+            need = files.check_space(new)
+            console.print(f"{len(todo):,} rows to extract: about {new / 1e9:.2f} GB of features "
+                          f"({need / 1e9:.2f} GB of free disk needed while writing)", highlight=False)
             if cfg.engine == "ray":
                 from sf.extract.ray_engine import extract_rows
             else:

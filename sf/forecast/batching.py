@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sf.cache.grid import SparseGrid
 from sf.forecast.inputs import Inputs
 from sf.forecast.popularity import with_popularity
 
@@ -86,7 +87,7 @@ class TensorInputs:
             # Honest inputs: only the weeks before release. A model reading horizon weeks fails on the shape.
             arrays["exog"] = pre_release_exog(inp)
         self.t = {k: self._tensor(a, _FIELDS[k][1]) for k, a in arrays.items()}
-        self.grid = None
+        self.grid, self.streamed = None, False
         # "image_grid_present": only the rows that have an image, (n_present, R, C), in batch order — what
         # sf's fusion reads; it saves widening and zero-filling B x R x C floats per batch.
         self.dense_grid = "image_grid" in keys
@@ -94,12 +95,17 @@ class TensorInputs:
             # Only rows with an image are kept (the store's other rows are zeros anyway): on VISUELLE,
             # where 90% of products have no image, that is a tenth of the memory and of the copying.
             rows = np.flatnonzero(inp.has_image)
-            kept = inp.image_grid if len(rows) == len(inp) else inp.image_grid[rows]  # no copy when all have one
-            self.grid = self._tensor(kept, torch.float32)
+            grid = inp.image_grid
+            if isinstance(grid, SparseGrid) and grid.streamed:
+                # Too large for the memory budget: a batch reads its rows from the store (sf.cache.grid).
+                self.grid, self.streamed = grid[rows], True
+            else:
+                kept = grid if len(rows) == len(inp) else grid[rows]  # no copy when all have one
+                self.grid = self._tensor(np.asarray(kept), torch.float32)
             slot = np.full(len(inp), -1, dtype=np.int64)
             slot[rows] = np.arange(len(rows))
             self.grid_slot = torch.from_numpy(slot).to(self.device)
-            self.grid_shape = inp.image_grid.shape[1:]
+            self.grid_shape = grid.shape[1:]
         self.t["y"] = torch.as_tensor(encode_target(inp.y, y_scale, target), dtype=torch.float32).to(self.device)
         self.t["y_mask"] = torch.as_tensor(inp.y_mask, dtype=torch.bool).to(self.device)
         self.steps = torch.arange(inp.horizon, device=self.device)
@@ -115,7 +121,11 @@ class TensorInputs:
         out = {k: self.t[k][idx].to(dtype) for k, dtype in self.dtypes.items()}
         if self.grid is not None:
             slot = self.grid_slot[idx]
-            present = self.grid[slot[slot >= 0]].float()
+            want = slot[slot >= 0]
+            if self.streamed:
+                present = torch.from_numpy(self.grid.rows(want.cpu().numpy())).to(self.device).float()
+            else:
+                present = self.grid[want].float()
             if self.dense_grid:
                 out["image_grid"] = torch.zeros(len(idx), *self.grid_shape, device=self.device)
                 out["image_grid"][slot >= 0] = present

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from sf.cache.grid import SparseGrid, concat_grids
 from sf.cache.reader import Features
 from sf.data.contract import PERIOD_DAYS, Dataset, exog_window
 from sf.forecast.freshness import check_fresh
@@ -21,7 +22,7 @@ CALENDAR_FEATURES = ("woy_sin", "woy_cos", "step_frac", "has_release_date")
 class Inputs:
     product_ids: list[str]
     horizon: int
-    image_grid: np.ndarray  # (N, R, C) float16; R = 1 (the pooled vector) for pooled-only stores
+    image_grid: SparseGrid | np.ndarray  # (N, R, C) float16 (store rows by slot); R = 1 (pooled) for pooled-only stores
     image_pooled: np.ndarray  # (N, C) float16
     has_image: np.ndarray  # (N,) bool
     text_tokens: np.ndarray  # (N, L, D) float16; (N, 1, 1) zeros when the store has no text
@@ -57,7 +58,7 @@ class Inputs:
 
     def row_fields(self) -> list[str]:
         """The array fields with one row per product (what take and concat select); the rest is shared metadata."""
-        return [f.name for f in fields(self) if isinstance(v := getattr(self, f.name), np.ndarray)
+        return [f.name for f in fields(self) if isinstance(v := getattr(self, f.name), (np.ndarray, SparseGrid))
                 and v.ndim >= 1 and v.shape[0] == len(self)]
 
     @property
@@ -68,7 +69,8 @@ class Inputs:
 def concat(parts: list[Inputs]) -> Inputs:
     """The rows of several Inputs of the same store and data, one after the other (e.g. train + validation)."""
     first = parts[0]
-    out = {name: np.concatenate([getattr(part, name) for part in parts]) for name in first.row_fields()}
+    out = {name: (concat_grids if isinstance(getattr(first, name), SparseGrid) else np.concatenate)(
+        [getattr(part, name) for part in parts]) for name in first.row_fields()}
     out["product_ids"] = [p for part in parts for p in part.product_ids]
     return replace(first, **out)
 
