@@ -29,17 +29,6 @@ app = typer.Typer(
 )
 
 
-@app.callback()
-def _global_options(
-    memory_budget: Optional[str] = typer.Option(
-        None, "--memory-budget", help="Image grids stage 2 may hold in memory, e.g. 2G, 0 (always read from the "
-        "store per batch) or auto: half the available memory (default; env SF_MEMORY_BUDGET)."),
-) -> None:
-    from sf.cache.budget import set_memory_budget
-
-    set_memory_budget(memory_budget)
-
-
 data_app = typer.Typer(help="Validate and summarise dataset folders.", no_args_is_help=True)
 import_app = typer.Typer(help="Convert public datasets into sf's data contract.", no_args_is_help=True)
 cache_app = typer.Typer(help="Inspect, verify and merge HDF5 feature stores.", no_args_is_help=True)
@@ -56,8 +45,14 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print sf's version and exit."),
+    memory_budget: Optional[str] = typer.Option(
+        None, "--memory-budget", help="Image grids stage 2 may hold in memory, e.g. 2G, 0 (always read from the "
+        "store per batch) or auto: half the available memory (default; env SF_MEMORY_BUDGET)."),
 ) -> None:
     """Forecast new-product sales from images, descriptions and sales history."""
+    from sf.cache.budget import set_memory_budget
+
+    set_memory_budget(memory_budget)
 
 
 app.add_typer(data_app, name="data")

@@ -30,10 +30,17 @@ def acquire(lock_path: Path, busy: str):
         fh = open(fresh, "w")
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else holds it
         os.replace(fresh, lock_path)
-    fh.seek(0)
-    fh.truncate()
-    fh.write(f"{os.getpid()}\n")
-    fh.flush()
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+    except OSError as e:  # a full disk: name the lock file, not "file"
+        with contextlib.suppress(OSError):
+            fh.close()  # flushes the unwritten pid again, and fails again
+        from sf.errors import write_failure
+
+        raise SfError(write_failure(lock_path, e)) from None
     return fh
 
 

@@ -43,8 +43,8 @@ def snapshot(*roots: Path) -> dict[str, str]:
 def one_error_line(code: int, out: str, err: str) -> str:
     assert code == 2, (code, out, err)
     assert "Traceback" not in out + err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    lines = [line for line in err.strip().splitlines() if line.startswith("error:")]  # progress shares stderr
+    assert len(lines) == 1 and err.strip().splitlines()[-1] == lines[0], err
     return lines[0]
 
 
@@ -291,7 +291,7 @@ def test_predict_refuses_to_replace_a_file_it_did_not_write_and_says_what_it_rep
     assert str(stray) in line and snapshot(tmp_path) == before
     # Forecasts of other data at the same path are re-creatable: replaced, and the output says so.
     code, stdout, err = cli("predict", "--model", run, "--data", root, "--store", store, "--no-extract", "--out", out)
-    assert code == 0 and f"replaced {out}, which held forecasts of another run and data" in stdout.replace("\n", "")
+    assert code == 0 and f"replaced {out}, which held forecasts of another run and data" in (stdout + err).replace("\n", "")
 
 
 # ---------------------------------------------------------------- case 4: unwritable outputs

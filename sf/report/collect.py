@@ -81,6 +81,16 @@ class Report:
     new_products: object | None = None  # sf.report.forecasts.NewForecasts: `sf predict`'s output in the folder
 
 
+def _unfinished_run(folder: Path) -> None:
+    """A run killed before its last seed is refused as such (the same line sf predict gives), not as a bare folder."""
+    from sf.forecast.run_state import check_whole
+
+    config = _read_json(folder / "config.json") or {}
+    seeds, first = config.get("seeds"), config.get("seed", 0)
+    seed_list = list(range(first, first + seeds)) if isinstance(seeds, int) and isinstance(first, int) else None
+    check_whole(folder, sorted((folder / "checkpoints").glob("seed*.pt")), seed_list)
+
+
 def _read_json(path: Path) -> dict | None:
     if not path.is_file():
         return None
@@ -142,6 +152,7 @@ def _sources(folder: Path) -> tuple[str, Path, Path | None, dict, Path]:
         metrics_file = folder / "metrics.json"
         metrics = _read_json(metrics_file)
         if metrics is None:
+            _unfinished_run(folder)
             raise SfError(f"{folder}: run folder without metrics.json (did `sf train` finish?)")
         return "run", folder, None, metrics, metrics_file
     raise SfError(f"{folder}: neither a run folder (config.json + checkpoints/ from `sf train`) nor a demo "
