@@ -13,13 +13,15 @@ from sf.cli import main
 VISUELLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "visuelle"
 
 
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    """Run `sf ARGS` in-process; returns (exit code, stdout, stderr)."""
+def run_cli(args: list[str], capsys=None) -> tuple[int, str, str]:
+    """Run `sf ARGS` in-process; returns (exit code, stdout, stderr), both "" without capsys (a module fixture)."""
     code = 0
     try:
         main([str(a) for a in args])
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    if capsys is None:
+        return code, "", ""
     out = capsys.readouterr()
     return code, out.out, out.err
 

@@ -72,14 +72,9 @@ def fake(tmp_path_factory):
 def run(fake, tmp_path_factory):
     from tests.conftest import run_cli
 
-    class _Cap:
-        @staticmethod
-        def readouterr():
-            return type("R", (), {"out": "", "err": ""})()
-
     root, store = fake
     out = tmp_path_factory.mktemp("disk-run") / "run"
-    assert run_cli(["train", "--features", store, "--data", root, *TRAIN, "--out", out], _Cap)[0] == 0
+    assert run_cli(["train", "--features", store, "--data", root, *TRAIN, "--out", out])[0] == 0
     return out
 
 

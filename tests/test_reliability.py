@@ -217,12 +217,7 @@ def trained(fake, tmp_path_factory):
     base = tmp_path_factory.mktemp("trained")
     from tests.conftest import run_cli
 
-    class _Cap:  # run_cli wants capsys; a module fixture has none, so capture nothing
-        @staticmethod
-        def readouterr():
-            return type("R", (), {"out": "", "err": ""})()
-
-    code, _, _ = run_cli(["train", "--features", store, "--data", root, *TRAIN, "--out", base / "mix"], _Cap)
+    code, _, _ = run_cli(["train", "--features", store, "--data", root, *TRAIN, "--out", base / "mix"])
     assert code == 0
     other, other_store = fake_dataset(base / "other", n=30, horizon=6, seed=3)  # also named "fake"
     return root, store, base / "mix", other, other_store

@@ -93,16 +93,11 @@ def test_a_second_writer_is_refused_and_a_killed_run_is_refused_until_resumed(fa
 def finished(fake, tmp_path_factory):
     from tests.conftest import run_cli
 
-    class _Cap:
-        @staticmethod
-        def readouterr():
-            return type("R", (), {"out": "", "err": ""})()
-
     root, store = fake
     base = tmp_path_factory.mktemp("finished")
     for name, lr in (("a", "0.001"), ("b", "0.01")):
         args = ["train", "--features", store, "--data", root, *TRAIN, "--seeds", "2", "--lr", lr, "--out", base / name]
-        assert run_cli(args, _Cap)[0] == 0
+        assert run_cli(args)[0] == 0
     return base / "a", base / "b"
 
 
