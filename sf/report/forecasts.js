@@ -7,20 +7,6 @@
   var bodies = Array.prototype.slice.call(table.querySelectorAll("tbody.forecast"));
   var NS = "http://www.w3.org/2000/svg";
 
-  function sortBy(th) {
-    var key = th.dataset.key, num = th.dataset.type === "num";
-    var dir = th.getAttribute("aria-sort") === "ascending" ? "descending" : "ascending";
-    table.querySelectorAll("th[aria-sort]").forEach(function (h) { h.removeAttribute("aria-sort"); });
-    th.setAttribute("aria-sort", dir);
-    var sign = dir === "ascending" ? 1 : -1;
-    bodies.sort(function (a, b) {
-      var va = a.dataset[key] || "", vb = b.dataset[key] || "";
-      if (num) { va = parseFloat(va); vb = parseFloat(vb); }
-      return va < vb ? -sign : va > vb ? sign : 0;
-    });
-    bodies.forEach(function (b) { table.appendChild(b); });
-  }
-
   function el(name, attrs, text) {
     var e = document.createElementNS(NS, name);
     Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); });
@@ -91,13 +77,6 @@
     b.classList.toggle("open", !detail.hidden);
   }
 
-  table.querySelectorAll("th.sortable").forEach(function (th) {
-    th.addEventListener("click", function () { sortBy(th); });
-  });
-  bodies.forEach(function (b) {
-    var row = b.querySelector("tr.summary");
-    row.addEventListener("click", function () { toggle(b); });
-    row.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); toggle(b); } });
-  });
-  window.sfForecasts = { sortBy: sortBy, toggle: toggle };
+  var sorted = window.sfTable(table, bodies, toggle);
+  window.sfForecasts = { sortBy: sorted.sortBy, toggle: toggle };
 })();

@@ -244,7 +244,7 @@ def render(report: Report) -> str:
             f"baseline is the training products' mean curve.</p>{_headline(report)}</section>"
             f"{studies}{_browser(report)}"
             f"<footer><ul class='notes'>{notes}</ul><p>Analogs: {escape(report.similarity)}.</p></footer>")
-    return _page(report.title, report.subtitle, summary, _nav(sections), body, ("page.js", "forecasts.js"))
+    return _page(report.title, report.subtitle, summary, _nav(sections), body, ("table.js", "page.js", "forecasts.js"))
 
 
 def render_forecasts(fc) -> str:
@@ -257,4 +257,4 @@ def render_forecasts(fc) -> str:
     notes = "".join(f"<li>{escape(n)}</li>" for n in side.get("notes", []))
     body = section(fc) + (f"<footer><ul class='notes'>{notes}</ul></footer>" if notes else "")
     return _page(f"sf report — {fc.source.stem}", subtitle, f"{fc.totals.height} products, {fc.horizon} weeks",
-                 _nav([("new-products", "new products: forecasts and orders")]), body, ("forecasts.js",))
+                 _nav([("new-products", "new products: forecasts and orders")]), body, ("table.js", "forecasts.js"))
