@@ -151,13 +151,18 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     )
 
 
+def checkpoint_paths(run_dir: Path) -> list[Path]:
+    """A run folder's seed checkpoints in seed order."""
+    return sorted((run_dir / "checkpoints").glob("seed*.pt"), key=lambda p: int(p.stem[4:]))
+
+
 def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
     """A run folder (every seed's checkpoint) or one checkpoint file, rebuilt from the files alone."""
     run_dir = Path(run_dir)
     if run_dir.is_file():
         paths = [run_dir]
     else:
-        paths = sorted((run_dir / "checkpoints").glob("seed*.pt"), key=lambda p: int(p.stem[4:]))
+        paths = checkpoint_paths(run_dir)
         if not paths:
             raise SfError(f"{run_dir}: no checkpoints found (expected {run_dir}/checkpoints/seed*.pt; run `sf train`)")
     models = [load_checkpoint(p, device) for p in paths]

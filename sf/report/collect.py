@@ -83,12 +83,12 @@ class Report:
 
 def _unfinished_run(folder: Path) -> None:
     """A run killed before its last seed is refused as such (the same line sf predict gives), not as a bare folder."""
+    from sf.forecast.checkpoints import checkpoint_paths, load_checkpoint
     from sf.forecast.run_state import check_whole
 
-    config = _read_json(folder / "config.json") or {}
-    seeds, first = config.get("seeds"), config.get("seed", 0)
-    seed_list = list(range(first, first + seeds)) if isinstance(seeds, int) and isinstance(first, int) else None
-    check_whole(folder, sorted((folder / "checkpoints").glob("seed*.pt")), seed_list)
+    paths = checkpoint_paths(folder)
+    config = load_checkpoint(paths[0]).config if paths else None
+    check_whole(folder, paths, config.seed_list if config else None)
 
 
 def _read_json(path: Path) -> dict | None:
